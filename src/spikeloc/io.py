@@ -1,0 +1,144 @@
+"""File I/O: atomic writes, model files and weight loading with clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikeloc.errors import WeightsError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_torch_save",
+    "save_model",
+    "load_model_file",
+    "load_weights",
+    "MODEL_FORMAT",
+]
+
+MODEL_FORMAT = "spikeloc-model/1"
+
+# names accepted for the two weight matrices in an .npz file
+_W1_NAMES = ("W1", "W_ih", "w1")
+_W2_NAMES = ("W2", "W_ho", "w2")
+
+
+def _atomic(path: str | Path, write: Callable[[Any], None], mode: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``path`` then rename: never a half-written file."""
+    return _atomic(path, lambda fh: fh.write(data), "wb")
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return _atomic(path, lambda fh: fh.write(text), "w")
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_torch_save(path: str | Path, obj: Any) -> Path:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def save_model(path: str | Path, model: torch.nn.Module, config: dict) -> Path:
+    """``model.pt``: a plain dict (state dict + config), loadable with ``weights_only=True``."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return atomic_torch_save(path, {"format": MODEL_FORMAT, "state_dict": state, "config": config})
+
+
+def load_model_file(path: str | Path) -> dict:
+    """Read a ``model.pt`` written by :func:`save_model` (``weights_only=True``)."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(path, "<file>", "no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(path, "<file>", f"not a readable PyTorch file ({first[:120]})") from None
+    except Exception as exc:  # unpickling errors come in many types
+        raise WeightsError(path, "<file>", f"cannot be loaded safely: {type(exc).__name__}") from None
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise WeightsError(path, "format", f"expected a {MODEL_FORMAT!r} dict written by spikeloc")
+    if not isinstance(obj.get("state_dict"), dict):
+        raise WeightsError(path, "state_dict", "missing")
+    return obj
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """Weights from a run's ``model.pt`` or an ``.npz`` of named arrays.
+
+    Returns ``(state, config)``: ``state`` has ``W1``/``W2`` (and Dale sign buffers when
+    present); ``config`` is the run config stored in ``model.pt`` (``None`` for ``.npz``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(path, "<file>", "no such file")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise WeightsError(path, "<file>", f"not a readable .npz file ({exc})") from None
+        state = {}
+        for target, names in (("W1", _W1_NAMES), ("W2", _W2_NAMES)):
+            found = [n for n in names if n in arrays]
+            if not found:
+                raise WeightsError(
+                    path, target, f"missing: expected one of {list(names)}, found {sorted(arrays)}"
+                )
+            arr = arrays[found[0]]
+            if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
+                raise WeightsError(path, found[0], f"must be a 2-D float array, got {arr.dtype} {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise WeightsError(path, found[0], "contains NaN or inf")
+            state[target] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        return state, None
+    obj = load_model_file(path)
+    return obj["state_dict"], obj.get("config")
+
+
+def check_state_matches(path: str | Path, state: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
+    """Raise :class:`WeightsError` naming the array whose shape does not fit ``model``."""
+    own = model.state_dict()
+    for name in ("W1", "W2"):
+        if name not in state:
+            raise WeightsError(path, name, "missing")
+        if tuple(state[name].shape) != tuple(own[name].shape):
+            raise WeightsError(
+                path,
+                name,
+                f"shape {tuple(state[name].shape)} does not match the model's {tuple(own[name].shape)}",
+            )

@@ -1,0 +1,223 @@
+"""The network of the paper: Poisson inputs -> hidden LIF layer -> readout layer.
+
+``SNN(model_cfg, dt_s)`` builds the model from a plain :class:`~spikeloc.config.ModelConfig`;
+``build_model(run_cfg)`` from a whole run config. The published basic model and the tutorial
+model are the presets ``basic`` and ``tutorial`` of :data:`spikeloc.config.PRESETS`.
+
+The forward pass has two interchangeable backends computing the same numbers:
+``"reference"`` (a plain autograd time loop over :func:`spikeloc.neurons.lif_step`, the oracle)
+and ``"fused"`` (:mod:`spikeloc.layers`: hand-written BPTT in one autograd function and a
+closed-form readout).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from spikeloc.config import DaleConfig, ModelConfig, RunConfig
+from spikeloc.neurons import (
+    LIFParameters,
+    LIParameters,
+    li_initial_state,
+    li_step,
+    lif_initial_state,
+    lif_step,
+)
+
+__all__ = ["SNNOutput", "SNN", "build_model", "dale_signs", "init_bounds"]
+
+
+class SNNOutput(NamedTuple):
+    """``readout`` (batch, n_out): logits for classification, IPD estimate for regression;
+    ``hidden_spikes`` (batch, T, n_hidden); ``output_v`` (batch, T, n_out) membrane trace of the
+    output layer (spikes for the spike-count readout)."""
+
+    readout: torch.Tensor
+    hidden_spikes: torch.Tensor
+    output_v: torch.Tensor
+
+
+def init_bounds(cfg: ModelConfig) -> tuple[float, float]:
+    """Uniform init bounds ``(b1, b2)`` for W1 (n_in x n_h) and W2 (n_h x n_out)."""
+    n_out = 1 if cfg.readout == "regression" else cfg.n_classes
+    if cfg.init == "published":
+        # PyTorch's _calculate_fan_in_and_fan_out on an (in, out) matrix returns size(1)
+        return 1 / math.sqrt(cfg.n_hidden), 1 / math.sqrt(n_out)
+    if cfg.init == "starting_notebook":
+        # both bounds computed from the membrane-only W (n_in x n_classes) of the notebook
+        b = 1 / math.sqrt(cfg.n_classes)
+        return b, b
+    if cfg.init == "fan_in":
+        return 1 / math.sqrt(cfg.n_inputs), 1 / math.sqrt(cfg.n_hidden)
+    raise ValueError(f"unknown init {cfg.init!r}")
+
+
+def dale_signs(
+    n: int, dale: DaleConfig, population: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Sign (+1/-1) per presynaptic unit of ``population`` ("input" or "hidden")."""
+    mode = dale.input_signs if population == "input" else dale.hidden_signs
+    signs = torch.ones(n)
+    if mode == "excitatory":
+        return signs
+    n_inh = int(n * dale.inhibitory_fraction)
+    if dale.placement == "contiguous":
+        signs[:n_inh] = -1
+    else:
+        signs[torch.randperm(n, generator=generator)[:n_inh]] = -1
+    return signs
+
+
+class SNN(nn.Module):
+    """Input -> hidden LIF -> leaky-integrator (or LIF) output, no biases."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        dt_s: float,
+        *,
+        generator: torch.Generator | None = None,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        self.cfg = cfg
+        self.dt_s = float(dt_s)
+        self.backend = backend
+        self.n_out = 1 if cfg.readout == "regression" else cfg.n_classes
+        b1, b2 = init_bounds(cfg)
+        w1 = (torch.rand(cfg.n_inputs, cfg.n_hidden, generator=generator) * 2 - 1) * b1
+        w2 = (torch.rand(cfg.n_hidden, self.n_out, generator=generator) * 2 - 1) * b2
+        self.W1 = nn.Parameter(w1)
+        self.W2 = nn.Parameter(w2)
+        if cfg.dale.enabled:
+            self.register_buffer("sign1", dale_signs(cfg.n_inputs, cfg.dale, "input", generator))
+            self.register_buffer("sign2", dale_signs(cfg.n_hidden, cfg.dale, "hidden", generator))
+        else:
+            self.sign1 = None
+            self.sign2 = None
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def hidden_params(self) -> LIFParameters:
+        c = self.cfg
+        return LIFParameters(
+            tau_s=c.tau_hidden_s,
+            dt_s=self.dt_s,
+            threshold=c.threshold,
+            reset=c.reset,
+            update_order=c.update_order,
+            detach_reset=c.detach_reset,
+            surrogate=c.surrogate,
+            beta=c.surrogate_beta,
+            adaptive_beta=c.adaptive_threshold_beta,
+            adaptive_tau_s=c.adaptive_threshold_tau_s or c.tau_hidden_s,
+        )
+
+    @property
+    def output_params(self) -> LIFParameters:
+        return self.hidden_params._replace(
+            tau_s=self.cfg.tau_output_s, adaptive_beta=0.0
+        )
+
+    def effective_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weights as used in the forward pass (``|W| * sign`` under Dale's law)."""
+        if self.sign1 is None:
+            return self.W1, self.W2
+        return self.W1.abs() * self.sign1[:, None], self.W2.abs() * self.sign2[:, None]
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        dropout_generator: torch.Generator | None = None,
+    ) -> SNNOutput:
+        """``x``: input spikes (batch, T, n_inputs)."""
+        w1, w2 = self.effective_weights()
+        if x.dtype != w1.dtype:
+            x = x.to(w1.dtype)
+        backend = self.backend
+        if backend == "auto":
+            from spikeloc import layers
+
+            backend = "fused" if layers.supports(self) else "reference"
+        if backend == "fused":
+            from spikeloc import layers
+
+            return layers.fused_forward(self, x, w1, w2, dropout_generator=dropout_generator)
+        return self._reference_forward(x, w1, w2, dropout_generator=dropout_generator)
+
+    def dropout_mask(
+        self, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor | None:
+        """Inverted-dropout mask on hidden spikes (training only), drawn from ``generator``."""
+        p = self.cfg.dropout
+        if not (self.training and p > 0):
+            return None
+        keep = torch.full(shape, 1 - p, dtype=like.dtype)
+        mask = torch.bernoulli(keep, generator=generator).to(like.device)
+        return mask / (1 - p)
+
+    def _reference_forward(self, x, w1, w2, *, dropout_generator=None) -> SNNOutput:
+        p = self.hidden_params
+        batch, T, _ = x.shape
+        h = x @ w1  # (batch, T, n_hidden)
+        spikes = self._lif_loop(h, p)
+        mask = self.dropout_mask(spikes.shape, spikes, dropout_generator)
+        s_out = spikes * mask if mask is not None else spikes
+        i_out = s_out @ w2
+        if self.cfg.readout == "spike_count":
+            out = self._lif_loop(i_out, self.output_params)
+            readout = out.mean(1)
+            return SNNOutput(readout, spikes, out)
+        out = self._li_loop(i_out, LIParameters(self.cfg.tau_output_s, self.dt_s), p.update_order)
+        if self.cfg.readout == "max_membrane":
+            readout = out.max(1).values
+        else:
+            readout = out.mean(1)
+        if self.cfg.readout == "regression":
+            readout = readout[:, 0]
+        return SNNOutput(readout, spikes, out)
+
+    @staticmethod
+    def _lif_loop(h: torch.Tensor, p: LIFParameters) -> torch.Tensor:
+        batch, T, n = h.shape
+        state = lif_initial_state((batch, n), p, device=h.device, dtype=h.dtype)
+        steps = h.unbind(1)
+        if p.update_order == "published":
+            rec = [state.s]
+            for t in range(T - 1):
+                s, state = lif_step(steps[t], state, p)
+                rec.append(s)
+        else:
+            rec = []
+            for t in range(T):
+                s, state = lif_step(steps[t], state, p)
+                rec.append(s)
+        return torch.stack(rec, dim=1)
+
+    @staticmethod
+    def _li_loop(i: torch.Tensor, p: LIParameters, order: str) -> torch.Tensor:
+        batch, T, n = i.shape
+        state = li_initial_state((batch, n), p, device=i.device, dtype=i.dtype)
+        steps = i.unbind(1)
+        if order == "published":
+            rec = [state.v]
+            for t in range(T - 1):
+                v, state = li_step(steps[t], state, p)
+                rec.append(v)
+        else:
+            rec = []
+            for t in range(T):
+                v, state = li_step(steps[t], state, p)
+                rec.append(v)
+        return torch.stack(rec, dim=1)
+
+
+def build_model(cfg: RunConfig, *, generator: torch.Generator | None = None) -> SNN:
+    """The network of a run config (weights drawn from ``generator``)."""
+    return SNN(cfg.model, cfg.stimulus.dt_s, generator=generator, backend=cfg.backend)

@@ -1,0 +1,393 @@
+"""Training: the published loop (Adam/SGD over a fixed, reshuffled dataset), early stopping,
+seeds, device choice, per-epoch checkpoints with exact resume, and the run directory.
+
+A run directory (``spikeloc train CONFIG --out RUN_DIR``)::
+
+    RUN_DIR/model.pt          state dict + config (torch.load(..., weights_only=True))
+    RUN_DIR/metrics.json      test accuracy, both MAEs, hidden rates, epochs, wall time
+    RUN_DIR/history.csv       one row per epoch
+    RUN_DIR/provenance.json   git commit, package versions, config hash, seed, device
+    RUN_DIR/config.yaml       the resolved config
+
+While training, everything lives in ``RUN_DIR.partial/`` (with ``checkpoint.pt`` rewritten
+atomically every epoch); the finished directory is renamed into place in one step, so a
+``RUN_DIR`` that exists is always complete. ``resume=True`` continues from the checkpoint in
+``RUN_DIR.partial/`` and gives the same final weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from spikeloc import evaluation
+from spikeloc.config import RegulariserConfig, RunConfig, config_hash
+from spikeloc.errors import ConfigError, SpikelocError
+from spikeloc.io import atomic_torch_save, atomic_write_json, atomic_write_text, save_model
+from spikeloc.models import SNN, SNNOutput, build_model
+from spikeloc.performance import configure_runtime
+from spikeloc.provenance import provenance_record
+from spikeloc.stimuli import SpikeDataset, make_dataset
+
+__all__ = [
+    "resolve_device",
+    "seeded_generator",
+    "make_datasets",
+    "regulariser_loss",
+    "loss_fn",
+    "TrainResult",
+    "train",
+    "train_run",
+]
+
+log = logging.getLogger("spikeloc.training")
+
+# stream ids: every random draw comes from its own generator, so adding one never shifts another
+_STREAMS = {"model": 1, "data": 2, "shuffle": 3, "dropout": 4, "val": 5, "test": 6}
+
+
+def seeded_generator(seed: int, stream: str) -> torch.Generator:
+    """A CPU generator for one named random stream of a run."""
+    g = torch.Generator()
+    g.manual_seed(int(seed) * 1000 + _STREAMS[stream])
+    return g
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto``: cuda if present else cpu; ``cuda``: require a GPU (fail at once); ``cpu``."""
+    if requested == "cpu":
+        return torch.device("cpu")
+    has_cuda = torch.cuda.is_available()
+    if requested == "cuda":
+        if not has_cuda:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
+            raise SpikelocError(
+                f"device: cuda was requested but no CUDA GPU is usable here "
+                f"(torch.cuda.is_available() is False, CUDA_VISIBLE_DEVICES={visible}, "
+                f"torch {torch.__version__}); use device: auto or cpu to run on the CPU"
+            )
+        return torch.device("cuda")
+    if requested == "auto":
+        return torch.device("cuda" if has_cuda else "cpu")
+    raise ConfigError(None, "device", f"must be auto, cpu or cuda, got {requested!r}")
+
+
+def make_datasets(cfg: RunConfig, device: torch.device) -> dict[str, SpikeDataset | None]:
+    """Training, validation and test sets of a run (each from its own seeded stream).
+
+    With ``training.legacy_numpy_seed`` the training and test sets reproduce the notebook's
+    numpy stream (both reseeded: the test IPDs equal the first training IPDs, as published).
+    """
+    tr = cfg.training
+    storage = torch.bool if device.type == "cpu" else torch.float32
+    kw = {"device": device, "dtype": storage}
+    if tr.legacy_numpy_seed is not None:
+        train = make_dataset(tr.n_train, cfg.stimulus, legacy_numpy_seed=tr.legacy_numpy_seed, **kw)
+        test = make_dataset(tr.n_test, cfg.stimulus, legacy_numpy_seed=tr.legacy_numpy_seed, **kw)
+    else:
+        train = make_dataset(tr.n_train, cfg.stimulus, generator=seeded_generator(cfg.seed, "data"), **kw)
+        test = make_dataset(tr.n_test, cfg.stimulus, generator=seeded_generator(cfg.seed, "test"), **kw)
+    val = None
+    if tr.n_val > 0:
+        val = make_dataset(tr.n_val, cfg.stimulus, generator=seeded_generator(cfg.seed, "val"), **kw)
+    return {"train": train, "val": val, "test": test}
+
+
+def regulariser_loss(
+    hidden_spikes: torch.Tensor, reg: RegulariserConfig, n_classes: int, duration_s: float
+) -> torch.Tensor:
+    """Firing-rate regulariser (see :class:`~spikeloc.config.RegulariserConfig`)."""
+    batch = hidden_spikes.shape[0]
+    fr = hidden_spikes.sum((0, 1)) / (batch * duration_s)  # Hz per neuron
+    c = reg.strength if reg.strength is not None else math.log(n_classes)
+    per_neuron = c * (F.relu(fr - reg.rate_low_hz) / (reg.rate_high_hz - reg.rate_low_hz)) ** 2
+    n_h = fr.shape[0]
+    if reg.form == "code":
+        return per_neuron.mean() / n_h  # time-constant-solutions.ipynb: effective c / N_h^2
+    return per_neuron.sum() / n_h  # the paper's L = c * sum_m L_m / N_h
+
+
+def loss_fn(out: SNNOutput, labels: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
+    """NLL of the log-softmax readout (classification) or MSE on the IPD (regression)."""
+    if cfg.model.readout == "regression":
+        loss = F.mse_loss(out.readout, ipd.to(out.readout))
+    else:
+        loss = F.nll_loss(F.log_softmax(out.readout, dim=1), labels.to(out.readout.device))
+    reg = cfg.training.regulariser
+    if reg.enabled:
+        loss = loss + regulariser_loss(
+            out.hidden_spikes, reg, cfg.model.n_classes, cfg.stimulus.duration_s
+        )
+    return loss
+
+
+@torch.no_grad()
+def _evaluate_loss(model: SNN, data: SpikeDataset, cfg: RunConfig, device) -> tuple[float, float]:
+    model.eval()
+    total, correct, n = 0.0, 0, 0
+    for x, y, ipd in data.batches(max(cfg.training.batch_size, 256)):
+        out = model(x.to(device, torch.float32))
+        total += float(loss_fn(out, y, ipd, cfg)) * len(y)
+        if cfg.model.readout != "regression":
+            correct += int((out.readout.argmax(1).cpu() == y).sum())
+        n += len(y)
+    model.train()
+    return total / n, correct / n
+
+
+@dataclass
+class TrainResult:
+    model: SNN
+    history: list[dict]
+    best_epoch: int | None
+    epochs_run: int
+    stopped_early: bool
+    wall_s: float
+    device: str
+
+
+def _early_stop(val_losses: list[float], epoch: int, patience: int, min_epochs: int) -> bool:
+    """Dales_law.ipynb: stop when the oldest of the last ``patience`` losses is their minimum."""
+    if epoch <= min_epochs or len(val_losses) < patience:
+        return False
+    window = val_losses[-patience:]
+    return min(window) == window[0]
+
+
+def train(
+    cfg: RunConfig,
+    *,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    datasets: dict[str, SpikeDataset | None] | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train the model of ``cfg``; checkpoints to ``checkpoint_path`` after every epoch."""
+    configure_runtime(cfg.threads)
+    device = resolve_device(cfg.device)
+    log.info("device: %s (requested %s)", device, cfg.device)
+    tr = cfg.training
+    model = build_model(cfg, generator=seeded_generator(cfg.seed, "model")).to(device)
+    params = [model.W1, model.W2]
+    if tr.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=tr.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=tr.lr)
+    g_shuffle = seeded_generator(cfg.seed, "shuffle")
+    g_drop = seeded_generator(cfg.seed, "dropout")
+    g_data = seeded_generator(cfg.seed, "data")
+    data = datasets or make_datasets(cfg, device)
+    train_set, val_set = data["train"], data["val"]
+    if tr.data == "fresh":
+        # advance the data stream past the initial training set so epoch 0 draws a new one
+        g_data = seeded_generator(cfg.seed + 7919, "data")
+
+    history: list[dict] = []
+    start_epoch = 0
+    best_state, best_epoch, best_val = None, None, math.inf
+    chash = config_hash(cfg)
+    if resume and checkpoint_path and Path(checkpoint_path).exists():
+        ck = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if ck.get("config_hash") != chash:
+            raise ConfigError(
+                checkpoint_path,
+                "config_hash",
+                f"checkpoint was made with config {ck.get('config_hash')}, this run is {chash}; "
+                "delete the .partial directory or run without --resume",
+            )
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        g_shuffle.set_state(ck["g_shuffle"])
+        g_drop.set_state(ck["g_drop"])
+        g_data.set_state(ck["g_data"])
+        history = list(ck["history"])
+        start_epoch = int(ck["epoch"])
+        best_epoch, best_val = ck["best_epoch"], ck["best_val"]
+        best_state = ck["best_state"]
+        log.info("resumed from %s at epoch %d", checkpoint_path, start_epoch)
+        if tr.data == "fresh" and start_epoch > 0:
+            train_set = None  # regenerated below from the restored stream
+
+    t0 = time.perf_counter()
+    stopped = False
+    bar = tqdm(
+        range(start_epoch, tr.epochs),
+        initial=start_epoch,
+        total=tr.epochs,
+        desc=f"train {cfg.name}",
+        unit="epoch",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=0.5 if sys.stderr.isatty() else 10,
+    )
+    val_losses = [h["val_loss"] for h in history if h.get("val_loss") is not None]
+    stopped = bool(history and history[-1].get("stopped_early"))
+    for epoch in bar:
+        if stopped:
+            break
+        te = time.perf_counter()
+        if tr.data == "fresh":
+            train_set = make_dataset(
+                tr.n_train, cfg.stimulus, generator=g_data, device=device,
+                dtype=torch.bool if device.type == "cpu" else torch.float32,
+            )
+        model.train()
+        loss_sum, correct, n = 0.0, 0, 0
+        for x, y, ipd in train_set.batches(tr.batch_size, shuffle=True, generator=g_shuffle):
+            out = model(x.to(device, torch.float32), dropout_generator=g_drop)
+            loss = loss_fn(out, y, ipd, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach()) * len(y)
+            if cfg.model.readout != "regression":
+                correct += int((out.readout.detach().argmax(1).cpu() == y).sum())
+            n += len(y)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / n,
+            "train_accuracy": correct / n if cfg.model.readout != "regression" else None,
+            "val_loss": None,
+            "val_accuracy": None,
+            "seconds": time.perf_counter() - te,
+        }
+        if val_set is not None:
+            vl, va = _evaluate_loss(model, val_set, cfg, device)
+            row["val_loss"], row["val_accuracy"] = vl, va
+            val_losses.append(vl)
+            if vl < best_val:
+                best_val, best_epoch = vl, epoch + 1
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            if tr.early_stopping and _early_stop(val_losses, epoch + 1, tr.patience, tr.min_epochs):
+                stopped = True
+        row["stopped_early"] = stopped
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{(row['train_accuracy'] or 0):.3f}")
+        if not progress or not sys.stderr.isatty():
+            log.info("epoch %d/%d %s", epoch + 1, tr.epochs, _fmt_row(row))
+        last = epoch + 1 == tr.epochs or stopped
+        if checkpoint_path and ((epoch + 1) % tr.checkpoint_every == 0 or last):
+            atomic_torch_save(
+                checkpoint_path,
+                {
+                    "config_hash": chash,
+                    "epoch": epoch + 1,
+                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "optimizer": opt.state_dict(),
+                    "g_shuffle": g_shuffle.get_state(),
+                    "g_drop": g_drop.get_state(),
+                    "g_data": g_data.get_state(),
+                    "history": history,
+                    "best_epoch": best_epoch,
+                    "best_val": best_val,
+                    "best_state": best_state,
+                },
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+    bar.close()
+    if tr.early_stopping and best_state is not None:
+        # Dales_law.ipynb returns the weights of the best validation epoch (a true copy)
+        model.load_state_dict(best_state)
+    return TrainResult(
+        model=model,
+        history=history,
+        best_epoch=best_epoch,
+        epochs_run=len(history),
+        stopped_early=stopped,
+        wall_s=time.perf_counter() - t0,
+        device=str(device),
+    )
+
+
+def _fmt_row(row: dict) -> str:
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in row.items()
+        if v is not None and k != "epoch"
+    )
+
+
+def _history_csv(history: list[dict]) -> str:
+    buf = io.StringIO()
+    cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "stopped_early"]
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in cols})
+    return buf.getvalue()
+
+
+def train_run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train, evaluate on the test set and write the run directory atomically; returns metrics."""
+    out_dir = Path(out_dir)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    ckpt = partial / "checkpoint.pt"
+    if partial.exists() and not resume:
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    device = resolve_device(cfg.device)
+    configure_runtime(cfg.threads)
+    tg = time.perf_counter()
+    datasets = make_datasets(cfg, device)
+    data_s = time.perf_counter() - tg
+    result = train(cfg, checkpoint_path=ckpt, resume=resume, progress=progress, datasets=datasets)
+    pred = evaluation.predict(result.model, datasets["test"])
+    metrics = evaluation.summarise(pred)
+    train_pred = evaluation.predict(result.model, datasets["train"])
+    metrics.update(
+        {
+            "train_accuracy": evaluation.accuracy(train_pred),
+            "train_mae_continuous_deg": evaluation.mae_continuous_deg(train_pred),
+            "final_train_loss": result.history[-1]["train_loss"] if result.history else None,
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "train_wall_s": result.wall_s,
+            "data_wall_s": data_s,
+            "device": result.device,
+        }
+    )
+    cfg_dict = cfg.to_dict()
+    save_model(partial / "model.pt", result.model, cfg_dict)
+    atomic_write_json(partial / "metrics.json", metrics)
+    atomic_write_text(partial / "history.csv", _history_csv(result.history))
+    atomic_write_text(partial / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
+    atomic_write_json(
+        partial / "provenance.json",
+        provenance_record(
+            config_hash=config_hash(cfg),
+            seed=cfg.seed,
+            device=result.device,
+            started_unix=started,
+            finished_unix=time.time(),
+            threads=torch.get_num_threads(),
+        ),
+    )
+    ckpt.unlink(missing_ok=True)
+    if out_dir.exists():
+        old = out_dir.with_name(out_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out_dir, old)
+        os.replace(partial, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, out_dir)
+    return metrics
+
