@@ -651,7 +651,10 @@ def check(
     credited: set[str] = set()
     for module in modules.values():
         where = _show(module.source) if module.source else module.id
-        for key, handles in (("owners", module.owners), ("original_authors", module.original_authors)):
+        for key, handles in (
+            ("owners", module.owners),
+            ("original_authors", module.original_authors),
+        ):
             for i, handle in enumerate(handles):
                 credited.add(handle)
                 if handle not in scan.present:
