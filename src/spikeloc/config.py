@@ -62,6 +62,9 @@ class DaleConfig:
 class ModelConfig:
     """Network: input -> hidden LIF -> output (leaky integrators or LIF), no biases."""
 
+    # hidden: input -> hidden LIF -> readout; membrane_only: input -> readout directly (the
+    # starting notebook's first model, one layer of leaky integrators, no spikes)
+    architecture: Literal["hidden", "membrane_only"] = "hidden"
     n_inputs: int = 200
     n_hidden: int = 30
     n_classes: int = 12
@@ -288,6 +291,11 @@ def _cross_checks(cfg: RunConfig, source: str) -> None:
         raise ConfigError(
             source, "stimulus.n_classes",
             f"must equal model.n_classes = {m.n_classes}, got {st.n_classes}",
+        )
+    if m.architecture == "membrane_only" and (m.readout == "spike_count" or m.dale.enabled):
+        raise ConfigError(
+            source, "model.architecture",
+            "membrane_only has no hidden layer: spike_count readout and Dale's law need one",
         )
     if st.n_steps < 2:
         raise ConfigError(source, "stimulus.duration_s", "must span at least 2 time steps of dt_s")

@@ -133,7 +133,7 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
 def check_state_matches(path: str | Path, state: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
     """Raise :class:`WeightsError` naming the array whose shape does not fit ``model``."""
     own = model.state_dict()
-    for name in ("W1", "W2"):
+    for name in [k for k in ("W1", "W2") if k in own]:
         if name not in state:
             raise WeightsError(path, name, "missing")
         if tuple(state[name].shape) != tuple(own[name].shape):

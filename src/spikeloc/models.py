@@ -89,6 +89,14 @@ class SNN(nn.Module):
         self.backend = backend
         self.n_out = 1 if cfg.readout == "regression" else cfg.n_classes
         b1, b2 = init_bounds(cfg)
+        self.membrane_only = cfg.architecture == "membrane_only"
+        if self.membrane_only:
+            # one (n_in x n_out) matrix; its published init bound is 1/sqrt(size(1)) = 1/sqrt(n_out)
+            w1 = (torch.rand(cfg.n_inputs, self.n_out, generator=generator) * 2 - 1) * b2
+            self.W1 = nn.Parameter(w1)
+            self.W2 = None
+            self.sign1 = self.sign2 = None
+            return
         w1 = (torch.rand(cfg.n_inputs, cfg.n_hidden, generator=generator) * 2 - 1) * b1
         w2 = (torch.rand(cfg.n_hidden, self.n_out, generator=generator) * 2 - 1) * b2
         self.W1 = nn.Parameter(w1)
@@ -126,7 +134,7 @@ class SNN(nn.Module):
     def effective_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weights as used in the forward pass (``|W| * sign`` under Dale's law)."""
         if self.sign1 is None:
-            return self.W1, self.W2
+            return self.W1, self.W2  # W2 is None for the membrane-only model
         return self.W1.abs() * self.sign1[:, None], self.W2.abs() * self.sign2[:, None]
 
     # ------------------------------------------------------------------ forward
@@ -140,6 +148,8 @@ class SNN(nn.Module):
         w1, w2 = self.effective_weights()
         if x.dtype != w1.dtype:
             x = x.to(w1.dtype)
+        if self.membrane_only:
+            return self._membrane_only_forward(x, w1)
         backend = self.backend
         if backend == "auto":
             from spikeloc import layers
@@ -161,6 +171,16 @@ class SNN(nn.Module):
         keep = torch.full(shape, 1 - p, dtype=like.dtype)
         mask = torch.bernoulli(keep, generator=generator).to(like.device)
         return mask / (1 - p)
+
+    def _membrane_only_forward(self, x, w1) -> SNNOutput:
+        """Inputs straight into leaky integrators (3-Starting-Notebook ``membrane_only``)."""
+        p = LIParameters(self.cfg.tau_output_s, self.dt_s)
+        out = self._li_loop(x @ w1, p, self.cfg.update_order)
+        readout = out.max(1).values if self.cfg.readout == "max_membrane" else out.mean(1)
+        if self.cfg.readout == "regression":
+            readout = readout[:, 0]
+        empty = x.new_zeros(x.shape[0], x.shape[1], 0)
+        return SNNOutput(readout, empty, out)
 
     def _reference_forward(self, x, w1, w2, *, dropout_generator=None) -> SNNOutput:
         p = self.hidden_params

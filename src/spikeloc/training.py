@@ -183,7 +183,7 @@ def train(
     log.info("device: %s (requested %s)", device, cfg.device)
     tr = cfg.training
     model = build_model(cfg, generator=seeded_generator(cfg.seed, "model")).to(device)
-    params = [model.W1, model.W2]
+    params = [p for p in (model.W1, model.W2) if p is not None]
     if tr.optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=tr.lr)
     else:
