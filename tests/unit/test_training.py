@@ -1,0 +1,174 @@
+"""Training: learning at quick scale, seeded determinism, kill-and-resume, run directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from spikeloc.config import config_from_dict
+from spikeloc.training import (
+    _early_stop,
+    regulariser_loss,
+    resolve_device,
+    train,
+    train_run,
+)
+from spikeloc.config import RegulariserConfig
+
+
+def quick_cfg(**training):
+    base = {"n_train": 512, "n_test": 256, "batch_size": 64, "epochs": 3}
+    base.update(training)
+    return config_from_dict(
+        {
+            "preset": "tutorial",
+            "seed": 3,
+            "device": "cpu",
+            "stimulus": {"phase_offset": "per_sample", "anf_per_ear": 50},
+            "model": {"n_inputs": 100, "n_hidden": 16, "tau_hidden_s": 0.005, "tau_output_s": 0.005},
+            "training": base,
+        }
+    )
+
+
+def test_training_lowers_loss_and_beats_chance(tmp_path):
+    cfg = quick_cfg(n_train=1024, n_test=512, epochs=4)
+    metrics = train_run(cfg, tmp_path / "run", progress=False)
+    hist = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    losses = [float(r["train_loss"]) for r in hist]
+    assert losses[-1] < losses[0] - 0.3
+    assert metrics["accuracy"] > 2.5 / 12  # chance is 1/12
+    assert metrics["train_accuracy"] > 2.5 / 12
+
+
+def test_seeded_runs_repeat_exactly_on_cpu():
+    a = train(quick_cfg(epochs=2), progress=False).model
+    b = train(quick_cfg(epochs=2), progress=False).model
+    assert torch.equal(a.W1, b.W1) and torch.equal(a.W2, b.W2)
+    c = train(config_from_dict({**quick_cfg(epochs=2).to_dict(), "seed": 4}), progress=False).model
+    assert not torch.equal(a.W1, c.W1)
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"data": "fresh"},
+        {"n_val": 128, "early_stopping": True, "patience": 2, "min_epochs": 1},
+    ],
+)
+def test_kill_and_resume_gives_the_same_final_weights(tmp_path, extra):
+    epochs = 4
+    ref_cfg = quick_cfg(epochs=epochs, **extra)
+    cfg = config_from_dict({**ref_cfg.to_dict(), "model": {**ref_cfg.to_dict()["model"], "dropout": 0.2}})
+    reference = train(cfg, progress=False).model
+
+    ckpt = tmp_path / "checkpoint.pt"
+
+    def kill_after_two(epoch, row):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, checkpoint_path=ckpt, progress=False, on_epoch_end=kill_after_two)
+    assert ckpt.exists()
+    resumed = train(cfg, checkpoint_path=ckpt, resume=True, progress=False)
+    assert torch.equal(resumed.model.W1, reference.W1)
+    assert torch.equal(resumed.model.W2, reference.W2)
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    ckpt = tmp_path / "checkpoint.pt"
+    train(quick_cfg(epochs=1), checkpoint_path=ckpt, progress=False)
+    from spikeloc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="config_hash"):
+        train(quick_cfg(epochs=2, lr=0.5), checkpoint_path=ckpt, resume=True, progress=False)
+
+
+def test_cli_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    cfg = quick_cfg(epochs=3)
+    full = train_run(cfg, tmp_path / "full", progress=False)
+    ckpt = tmp_path / "part.partial" / "checkpoint.pt"
+    ckpt.parent.mkdir()
+
+    def kill(epoch, row):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, checkpoint_path=ckpt, progress=False, on_epoch_end=kill)
+    assert not (tmp_path / "part").exists()  # nothing half-written in the final place
+    resumed = train_run(cfg, tmp_path / "part", resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "part" / "model.pt", weights_only=True)["state_dict"]
+    assert torch.equal(a["W1"], b["W1"]) and torch.equal(a["W2"], b["W2"])
+    assert resumed["accuracy"] == full["accuracy"]
+    assert not (tmp_path / "part.partial").exists()
+
+
+def test_run_directory_contents(tmp_path):
+    cfg = quick_cfg(epochs=1)
+    train_run(cfg, tmp_path / "r", progress=False)
+    files = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert files == ["config.yaml", "history.csv", "metrics.json", "model.pt", "provenance.json"]
+    model = torch.load(tmp_path / "r" / "model.pt", weights_only=True)
+    assert model["format"] == "spikeloc-model/1"
+    assert model["config"]["model"]["n_hidden"] == 16
+    assert set(model["state_dict"]) == {"W1", "W2"}
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    for key in ("accuracy", "mae_midpoint_deg", "mae_continuous_deg", "hidden_rates_hz", "device"):
+        assert key in metrics
+    prov = json.loads((tmp_path / "r" / "provenance.json").read_text())
+    for key in ("git", "packages", "config_hash", "seed", "device"):
+        assert key in prov
+    assert prov["seed"] == 3 and prov["device"] == "cpu"
+    assert prov["packages"]["torch"] == torch.__version__.split("+")[0] or prov["packages"]["torch"]
+
+
+def test_regulariser_code_form_has_the_extra_one_over_nh():
+    spikes = torch.zeros(10, 100, 4)
+    spikes[:, ::4, 0] = 1  # 250 Hz
+    spikes[:, ::6, 1] = 1  # ~170 Hz
+    reg = RegulariserConfig(enabled=True)
+    code = regulariser_loss(spikes, reg, 12, 0.1)
+    paper = regulariser_loss(spikes, RegulariserConfig(enabled=True, form="paper"), 12, 0.1)
+    assert float(paper) == pytest.approx(4 * float(code))  # N_h = 4
+    fr0, fr1 = 250.0, 17 * 10 / 0.1 / 10
+    c = math.log(12)
+    want = c * (min(1e9, (fr0 - 100) / 100) ** 2 + ((fr1 - 100) / 100) ** 2) / 4 / 4
+    assert float(code) == pytest.approx(want, rel=1e-6)
+
+
+def test_early_stopping_rule():
+    # stop when the oldest of the last `patience` losses is their minimum, after min_epochs
+    assert not _early_stop([3, 2, 1, 0.9, 1.6], epoch=5, patience=3, min_epochs=2)
+    assert _early_stop([3, 2, 1, 1.5, 1.6], epoch=5, patience=3, min_epochs=2)
+    assert _early_stop([3, 1, 1.5, 1.6], epoch=4, patience=3, min_epochs=2)
+    assert not _early_stop([3, 1, 1.5, 1.6], epoch=4, patience=3, min_epochs=4)
+
+
+def test_early_stopping_returns_best_validation_weights():
+    cfg = quick_cfg(epochs=6, n_val=128, early_stopping=True, patience=2, min_epochs=1)
+    res = train(cfg, progress=False)
+    assert res.best_epoch is not None
+    vals = [h["val_loss"] for h in res.history]
+    assert vals[res.best_epoch - 1] == min(vals)
+
+
+def test_device_cuda_without_gpu_fails_at_once():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    from spikeloc.errors import SpikelocError
+
+    with pytest.raises(SpikelocError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
