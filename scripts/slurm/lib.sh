@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source it
 # Shared settings of the local single-node SLURM cluster; sourced by
 # start-local-slurm.sh, stop-local-slurm.sh and check-loopback.sh so that all three
 # agree on where state, logs and pidfiles live.  Not meant to be run by itself.
