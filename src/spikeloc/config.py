@@ -80,9 +80,7 @@ class ModelConfig:
     adaptive_threshold_tau_s: float | None = None
     # mean_membrane (published), max_membrane, spike_count (spiking output layer),
     # regression (one output unit, time-mean membrane = IPD estimate in rad)
-    readout: Literal["mean_membrane", "max_membrane", "spike_count", "regression"] = (
-        "mean_membrane"
-    )
+    readout: Literal["mean_membrane", "max_membrane", "spike_count", "regression"] = "mean_membrane"
     # published: U(+-1/sqrt(W.size(1))) per matrix (PyTorch's fan-in on an (in, out) matrix is
     # the out dim); starting_notebook: both bounds from the membrane-only W (200 x n_classes);
     # fan_in: U(+-1/sqrt(n_in)), the textbook rule
@@ -195,14 +193,38 @@ PRESETS: dict[str, dict[str, Any]] = {
 # --------------------------------------------------------------------------------------
 
 _POSITIVE = {
-    "frequency_hz", "dt_s", "duration_s", "anf_per_ear", "rate_max_hz", "n_inputs", "n_hidden",
-    "n_classes", "tau_hidden_s", "tau_output_s", "threshold", "surrogate_beta", "lr", "epochs",
-    "batch_size", "n_train", "n_test", "patience", "adaptive_threshold_tau_s", "rate_high_hz",
-    "checkpoint_every", "threads",
+    "frequency_hz",
+    "dt_s",
+    "duration_s",
+    "anf_per_ear",
+    "rate_max_hz",
+    "n_inputs",
+    "n_hidden",
+    "n_classes",
+    "tau_hidden_s",
+    "tau_output_s",
+    "threshold",
+    "surrogate_beta",
+    "lr",
+    "epochs",
+    "batch_size",
+    "n_train",
+    "n_test",
+    "patience",
+    "adaptive_threshold_tau_s",
+    "rate_high_hz",
+    "checkpoint_every",
+    "threads",
 }
 _NON_NEGATIVE = {
-    "envelope_power", "phase_delay_noise_rad", "adaptive_threshold_beta", "dropout", "n_val",
-    "min_epochs", "rate_low_hz", "strength",
+    "envelope_power",
+    "phase_delay_noise_rad",
+    "adaptive_threshold_beta",
+    "dropout",
+    "n_val",
+    "min_epochs",
+    "rate_low_hz",
+    "strength",
 }
 _UNIT_INTERVAL = {"dropout", "inhibitory_fraction"}
 
@@ -284,17 +306,20 @@ def _cross_checks(cfg: RunConfig, source: str) -> None:
     st, m, tr = cfg.stimulus, cfg.model, cfg.training
     if m.n_inputs != st.n_inputs:
         raise ConfigError(
-            source, "model.n_inputs",
+            source,
+            "model.n_inputs",
             f"must equal 2 * stimulus.anf_per_ear = {st.n_inputs}, got {m.n_inputs}",
         )
     if m.readout != "regression" and st.n_classes != m.n_classes:
         raise ConfigError(
-            source, "stimulus.n_classes",
+            source,
+            "stimulus.n_classes",
             f"must equal model.n_classes = {m.n_classes}, got {st.n_classes}",
         )
     if m.architecture == "membrane_only" and (m.readout == "spike_count" or m.dale.enabled):
         raise ConfigError(
-            source, "model.architecture",
+            source,
+            "model.architecture",
             "membrane_only has no hidden layer: spike_count readout and Dale's law need one",
         )
     if st.n_steps < 2:
@@ -302,7 +327,9 @@ def _cross_checks(cfg: RunConfig, source: str) -> None:
     if tr.regulariser.enabled and tr.regulariser.rate_high_hz <= tr.regulariser.rate_low_hz:
         raise ConfigError(source, "training.regulariser.rate_high_hz", "must exceed rate_low_hz")
     if tr.early_stopping and tr.n_val <= 0:
-        raise ConfigError(source, "training.n_val", "early_stopping needs a validation set (n_val > 0)")
+        raise ConfigError(
+            source, "training.n_val", "early_stopping needs a validation set (n_val > 0)"
+        )
     if st.probability == "point" and st.rate_max_hz * st.dt_s > 1:
         raise ConfigError(source, "stimulus.rate_max_hz", "rate_max_hz * dt_s must be <= 1")
 
@@ -316,7 +343,9 @@ def config_from_dict(data: dict[str, Any] | None, source: str | Path = "<config>
     preset = data.get("preset")
     if preset is not None:
         if preset not in PRESETS:
-            raise ConfigError(source, "preset", f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+            raise ConfigError(
+                source, "preset", f"unknown preset {preset!r}; known: {sorted(PRESETS)}"
+            )
         data = _deep_merge(PRESETS[preset], data)
     cfg = _build(RunConfig, data, "", source)
     _cross_checks(cfg, source)

@@ -89,7 +89,9 @@ def load_model_file(path: str | Path) -> dict:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(path, "<file>", f"not a readable PyTorch file ({first[:120]})") from None
     except Exception as exc:  # unpickling errors come in many types
-        raise WeightsError(path, "<file>", f"cannot be loaded safely: {type(exc).__name__}") from None
+        raise WeightsError(
+            path, "<file>", f"cannot be loaded safely: {type(exc).__name__}"
+        ) from None
     if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
         raise WeightsError(path, "format", f"expected a {MODEL_FORMAT!r} dict written by spikeloc")
     if not isinstance(obj.get("state_dict"), dict):
@@ -121,7 +123,9 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
                 )
             arr = arrays[found[0]]
             if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
-                raise WeightsError(path, found[0], f"must be a 2-D float array, got {arr.dtype} {arr.shape}")
+                raise WeightsError(
+                    path, found[0], f"must be a 2-D float array, got {arr.dtype} {arr.shape}"
+                )
             if not np.all(np.isfinite(arr)):
                 raise WeightsError(path, found[0], "contains NaN or inf")
             state[target] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
@@ -130,7 +134,9 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
     return obj["state_dict"], obj.get("config")
 
 
-def check_state_matches(path: str | Path, state: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
+def check_state_matches(
+    path: str | Path, state: dict[str, torch.Tensor], model: torch.nn.Module
+) -> None:
     """Raise :class:`WeightsError` naming the array whose shape does not fit ``model``."""
     own = model.state_dict()
     for name in [k for k in ("W1", "W2") if k in own]:

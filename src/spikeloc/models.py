@@ -127,9 +127,7 @@ class SNN(nn.Module):
 
     @property
     def output_params(self) -> LIFParameters:
-        return self.hidden_params._replace(
-            tau_s=self.cfg.tau_output_s, adaptive_beta=0.0
-        )
+        return self.hidden_params._replace(tau_s=self.cfg.tau_output_s, adaptive_beta=0.0)
 
     def effective_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weights as used in the forward pass (``|W| * sign`` under Dale's law)."""

@@ -6,14 +6,14 @@ import os
 import platform
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
 __all__ = ["git_commit", "package_versions", "provenance_record"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def git_commit(cwd: str | None = None) -> dict[str, object]:
     """``{"commit": sha or "unknown", "dirty": bool | None}``.
 
@@ -31,7 +31,10 @@ def git_commit(cwd: str | None = None) -> dict[str, object]:
             return {"commit": "unknown", "dirty": None}
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where, capture_output=True, text=True, timeout=10,
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         return {"commit": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):

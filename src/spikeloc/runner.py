@@ -51,7 +51,9 @@ def _int(text: str) -> int:
 def configure_train_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="run config (YAML)")
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR.partial/checkpoint.pt")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from RUN_DIR.partial/checkpoint.pt"
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
     p.add_argument("--threads", type=_positive_int, help="torch threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -71,7 +73,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics = train_run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     logging.getLogger("spikeloc").info(
         "done: test accuracy %.3f, MAE %.2f deg (midpoints), %.2f deg (continuous) -> %s",
-        metrics["accuracy"], metrics["mae_midpoint_deg"], metrics["mae_continuous_deg"], args.out,
+        metrics["accuracy"],
+        metrics["mae_midpoint_deg"],
+        metrics["mae_continuous_deg"],
+        args.out,
     )
     return 0
 
@@ -99,7 +104,9 @@ def load_trained_model(
         except ConfigError as exc:
             raise WeightsError(weights, f"config.{exc.field}", exc.problem) from None
     else:
-        raise SpikelocError(f"{weights}: config: an .npz holds no config; pass --preset or --config")
+        raise SpikelocError(
+            f"{weights}: config: an .npz holds no config; pass --preset or --config"
+        )
     model = build_model(cfg)
     check_state_matches(weights, state, model)
     own = model.state_dict()
@@ -114,11 +121,17 @@ def configure_evaluate_parser(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="named model preset (basic, tutorial)")
     src.add_argument("--config", help="run config (YAML) describing the model")
-    p.add_argument("--weights", required=True, help="model.pt of a run, or an .npz of W1/W2 (W_ih/W_ho)")
-    p.add_argument("--samples", type=_positive_int, default=4096, help="test-set size (default 4096)")
+    p.add_argument(
+        "--weights", required=True, help="model.pt of a run, or an .npz of W1/W2 (W_ih/W_ho)"
+    )
+    p.add_argument(
+        "--samples", type=_positive_int, default=4096, help="test-set size (default 4096)"
+    )
     p.add_argument("--seed", type=_int, default=0, help="seed of the fresh test set")
     p.add_argument(
-        "--legacy-numpy-seed", type=_int, default=None,
+        "--legacy-numpy-seed",
+        type=_int,
+        default=None,
         help="draw the test set from the notebooks' numpy stream (32844534 = published test set)",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
@@ -133,7 +146,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     device = next(model.parameters()).device
     if args.legacy_numpy_seed is not None:
-        data = make_dataset(args.samples, cfg.stimulus, legacy_numpy_seed=args.legacy_numpy_seed, device=device)
+        data = make_dataset(
+            args.samples, cfg.stimulus, legacy_numpy_seed=args.legacy_numpy_seed, device=device
+        )
     else:
         data = make_dataset(
             args.samples, cfg.stimulus, generator=seeded_generator(args.seed, "test"), device=device
@@ -146,7 +161,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         rates = ", ".join(f"{r:.1f}" for r in summary["hidden_rates_hz"])
         print(f"samples:            {summary['n_samples']}")
-        print(f"accuracy:           {summary['accuracy'] * 100:.2f}% (chance {summary['chance'] * 100:.1f}%)")
+        print(
+            f"accuracy:           {summary['accuracy'] * 100:.2f}% (chance {summary['chance'] * 100:.1f}%)"
+        )
         print(f"MAE (midpoints):    {summary['mae_midpoint_deg']:.3f} deg")
         print(f"MAE (continuous):   {summary['mae_continuous_deg']:.3f} deg")
         print(f"hidden rates (Hz):  {rates}")

@@ -201,9 +201,13 @@ def _probability_grid(
         d = 2 * math.pi * f * dt
         sin_2 = sin_t * math.cos(d) + cos_t * math.sin(d)
         cos_2 = cos_t * math.cos(d) - sin_t * math.sin(d)
-        bracket = -2 * sin_2 * cos_2 - 8 * cos_2 + 2 * sin_t * cos_t + 8 * cos_t + 12 * math.pi * f * dt
+        bracket = (
+            -2 * sin_2 * cos_2 - 8 * cos_2 + 2 * sin_t * cos_t + 8 * cos_t + 12 * math.pi * f * dt
+        )
         return (rmax / 4) * bracket / (8 * math.pi * f)
-    return spike_probability(_phase_grid(cfg, psi, ipd, phi0.reshape(-1) if phi0.ndim else phi0), cfg)
+    return spike_probability(
+        _phase_grid(cfg, psi, ipd, phi0.reshape(-1) if phi0.ndim else phi0), cfg
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +285,11 @@ def _legacy_numpy_spikes(
     chunk_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The notebooks' stream: ``np.random.seed(seed)``; IPDs; phi0; spike uniforms (C order)."""
-    if cfg.phase_offset != "per_dataset" or cfg.phase_delay_noise_rad or cfg.ipd_distribution != "uniform":
+    if (
+        cfg.phase_offset != "per_dataset"
+        or cfg.phase_delay_noise_rad
+        or cfg.ipd_distribution != "uniform"
+    ):
         raise ValueError(
             "legacy_numpy_seed reproduces the published stream only for phase_offset=per_dataset, "
             "ipd_distribution=uniform and no phase-delay noise"

@@ -99,11 +99,17 @@ def make_datasets(cfg: RunConfig, device: torch.device) -> dict[str, SpikeDatase
         train = make_dataset(tr.n_train, cfg.stimulus, legacy_numpy_seed=tr.legacy_numpy_seed, **kw)
         test = make_dataset(tr.n_test, cfg.stimulus, legacy_numpy_seed=tr.legacy_numpy_seed, **kw)
     else:
-        train = make_dataset(tr.n_train, cfg.stimulus, generator=seeded_generator(cfg.seed, "data"), **kw)
-        test = make_dataset(tr.n_test, cfg.stimulus, generator=seeded_generator(cfg.seed, "test"), **kw)
+        train = make_dataset(
+            tr.n_train, cfg.stimulus, generator=seeded_generator(cfg.seed, "data"), **kw
+        )
+        test = make_dataset(
+            tr.n_test, cfg.stimulus, generator=seeded_generator(cfg.seed, "test"), **kw
+        )
     val = None
     if tr.n_val > 0:
-        val = make_dataset(tr.n_val, cfg.stimulus, generator=seeded_generator(cfg.seed, "val"), **kw)
+        val = make_dataset(
+            tr.n_val, cfg.stimulus, generator=seeded_generator(cfg.seed, "val"), **kw
+        )
     return {"train": train, "val": val, "test": test}
 
 
@@ -121,7 +127,9 @@ def regulariser_loss(
     return per_neuron.sum() / n_h  # the paper's L = c * sum_m L_m / N_h
 
 
-def loss_fn(out: SNNOutput, labels: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
+def loss_fn(
+    out: SNNOutput, labels: torch.Tensor, ipd: torch.Tensor, cfg: RunConfig
+) -> torch.Tensor:
     """NLL of the log-softmax readout (classification) or MSE on the IPD (regression)."""
     if cfg.model.readout == "regression":
         loss = F.mse_loss(out.readout, ipd.to(out.readout))
@@ -243,7 +251,10 @@ def train(
         te = time.perf_counter()
         if tr.data == "fresh":
             train_set = make_dataset(
-                tr.n_train, cfg.stimulus, generator=g_data, device=device,
+                tr.n_train,
+                cfg.stimulus,
+                generator=g_data,
+                device=device,
                 dtype=torch.bool if device.type == "cpu" else torch.float32,
             )
         model.train()
@@ -325,7 +336,15 @@ def _fmt_row(row: dict) -> str:
 
 def _history_csv(history: list[dict]) -> str:
     buf = io.StringIO()
-    cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds", "stopped_early"]
+    cols = [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+        "stopped_early",
+    ]
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in history:
@@ -333,7 +352,9 @@ def _history_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
-def train_run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict:
+def train_run(
+    cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+) -> dict:
     """Train, evaluate on the test set and write the run directory atomically; returns metrics."""
     out_dir = Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
@@ -390,4 +411,3 @@ def train_run(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, prog
     else:
         os.replace(partial, out_dir)
     return metrics
-

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_helpers import (  # noqa: E402
@@ -29,6 +30,28 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 # snakemake targets; "paper" makes paper/build/paper.pdf if `figures` alone does not
 TARGETS = os.environ.get("SPIKELOC_SLURM_DAG_TARGETS", "figures paper").split()
 TIMEOUT_S = int(os.environ.get("SPIKELOC_SLURM_DAG_TIMEOUT", "3000"))
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
+    return out
+
+
+def expected_train_resources(work: Path) -> dict:
+    """What a `train` job should ask SLURM for: config/config.yaml's `train:` block with
+    config/quick.yaml laid over it, then the profile's set-threads/set-resources if it has any."""
+    cfg = yaml.safe_load((work / "config" / "config.yaml").read_text())
+    cfg = deep_merge(cfg, yaml.safe_load((work / "config" / "quick.yaml").read_text()))
+    want = dict(cfg["train"])
+    prof = profile_config()
+    if "train" in prof.get("set-threads", {}):
+        want["threads"] = prof["set-threads"]["train"]
+    want.update(prof.get("set-resources", {}).get("train", {}))
+    return want
 
 
 def test_quick_dag_on_slurm(tmp_path):
@@ -59,10 +82,8 @@ def test_quick_dag_on_slurm(tmp_path):
     train = [jid for jid, rule in jobs.items() if rule == "train"]
     assert train, f"no job of rule `train` was submitted to SLURM: {jobs}"
     rows = sacct_until_final(jobs)
-    prof = profile_config()
-    want_cpus = prof["set-threads"]["train"]
-    want_mem = prof["set-resources"]["train"]["mem_mb"]
-    want_min = prof["set-resources"]["train"]["runtime"]
+    want = expected_train_resources(work)
+    want_cpus, want_mem, want_min = want["threads"], want["mem_mb"], want["runtime"]
     for jid in train:
         row = rows[jid]
         assert row["State"] == "COMPLETED", row

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeloc.config import config_from_dict, load_config
+from spikeloc.config import DaleConfig, config_from_dict, load_config
 from spikeloc.errors import ConfigError
 from spikeloc.models import build_model, dale_signs
-from spikeloc.config import DaleConfig
 
 
 def spikeloc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -67,8 +66,18 @@ def test_unknown_key_suggests_the_right_name():
     [
         (lambda p: p.write_bytes(b"not a zip"), "<file>"),
         (lambda p: np.savez(p, W_ih=np.zeros((200, 8), np.float32)), "W2"),
-        (lambda p: np.savez(p, W_ih=np.zeros((200, 9), np.float32), W_ho=np.zeros((9, 12), np.float32)), "W1"),
-        (lambda p: np.savez(p, W_ih=np.full((200, 8), np.nan, np.float32), W_ho=np.zeros((8, 12), np.float32)), "W_ih"),
+        (
+            lambda p: np.savez(
+                p, W_ih=np.zeros((200, 9), np.float32), W_ho=np.zeros((9, 12), np.float32)
+            ),
+            "W1",
+        ),
+        (
+            lambda p: np.savez(
+                p, W_ih=np.full((200, 8), np.nan, np.float32), W_ho=np.zeros((8, 12), np.float32)
+            ),
+            "W_ih",
+        ),
     ],
 )
 def test_bad_weight_files(tmp_path, make, field):
@@ -96,12 +105,16 @@ def test_npz_without_config_needs_preset(published_weights):
 
 
 def test_bad_cli_argument_exits_2(published_weights):
-    r = spikeloc("evaluate", "--preset", "basic", "--weights", str(published_weights), "--samples", "-3")
+    r = spikeloc(
+        "evaluate", "--preset", "basic", "--weights", str(published_weights), "--samples", "-3"
+    )
     assert r.returncode == 2 and "--samples" in r.stderr
 
 
 def test_cli_evaluate_human_output(published_weights):
-    r = spikeloc("evaluate", "--preset", "basic", "--weights", str(published_weights), "--samples", "256")
+    r = spikeloc(
+        "evaluate", "--preset", "basic", "--weights", str(published_weights), "--samples", "256"
+    )
     assert r.returncode == 0
     for word in ("accuracy:", "MAE (midpoints):", "MAE (continuous):", "hidden rates (Hz):"):
         assert word in r.stdout
@@ -113,14 +126,18 @@ def test_dale_signs_random_and_contiguous():
     g = torch.Generator().manual_seed(0)
     s = dale_signs(10, DaleConfig(enabled=True, inhibitory_fraction=0.3), "input", g)
     assert int((s < 0).sum()) == 3
-    c = dale_signs(10, DaleConfig(enabled=True, inhibitory_fraction=0.5, placement="contiguous"), "input")
+    c = dale_signs(
+        10, DaleConfig(enabled=True, inhibitory_fraction=0.5, placement="contiguous"), "input"
+    )
     assert c.tolist() == [-1] * 5 + [1] * 5
     e = dale_signs(10, DaleConfig(enabled=True, hidden_signs="excitatory"), "hidden", g)
     assert bool((e > 0).all())
 
 
 def test_dale_effective_weights_and_init_bounds():
-    cfg = config_from_dict({"preset": "tutorial", "model": {"dale": {"enabled": True, "inhibitory_fraction": 0.5}}})
+    cfg = config_from_dict(
+        {"preset": "tutorial", "model": {"dale": {"enabled": True, "inhibitory_fraction": 0.5}}}
+    )
     m = build_model(cfg)
     w1, w2 = m.effective_weights()
     rows_neg = (w1 <= 0).all(1)
@@ -129,4 +146,6 @@ def test_dale_effective_weights_and_init_bounds():
     b = 1 / np.sqrt(12)  # starting-notebook quirk: both bounds from the 200 x 12 W
     assert float(m.W1.detach().abs().max()) <= b and float(m.W2.detach().abs().max()) <= b
     basic = build_model(config_from_dict({"preset": "basic"}))
-    assert float(basic.W1.detach().abs().max()) <= 1 / np.sqrt(8) and float(basic.W1.detach().abs().max()) > 1 / np.sqrt(12)
+    assert float(basic.W1.detach().abs().max()) <= 1 / np.sqrt(8) and float(
+        basic.W1.detach().abs().max()
+    ) > 1 / np.sqrt(12)

@@ -36,9 +36,24 @@ def test_exact_published_numbers_on_the_published_test_set(published_weights, ba
 
 def test_cli_evaluate_published_weights_on_a_fresh_test_set(published_weights):
     out = subprocess.run(
-        [sys.executable, "-m", "spikeloc.cli", "evaluate", "--preset", "basic",
-         "--weights", str(published_weights), "--samples", "4096", "--seed", "2", "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "spikeloc.cli",
+            "evaluate",
+            "--preset",
+            "basic",
+            "--weights",
+            str(published_weights),
+            "--samples",
+            "4096",
+            "--seed",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     res = json.loads(out.stdout)
     assert 0.80 <= res["accuracy"] <= 0.85
@@ -60,14 +75,27 @@ def test_published_weights_model_file_round_trip(tmp_path, published_weights):
 
 def test_basic_preset_is_the_published_architecture():
     cfg = config_from_dict({"preset": "basic"})
-    assert (cfg.stimulus.frequency_hz, cfg.model.n_inputs, cfg.model.n_hidden, cfg.model.n_classes) == (
-        50.0, 200, 8, 12
-    )
+    assert (
+        cfg.stimulus.frequency_hz,
+        cfg.model.n_inputs,
+        cfg.model.n_hidden,
+        cfg.model.n_classes,
+    ) == (50.0, 200, 8, 12)
     assert cfg.model.tau_hidden_s == cfg.model.tau_output_s == 0.002
     assert cfg.stimulus.probability == "exact"
     t = cfg.training
-    assert (t.n_train, t.batch_size, t.epochs, t.lr, t.optimizer) == (16384, 128, 100, 0.001, "adam")
+    assert (t.n_train, t.batch_size, t.epochs, t.lr, t.optimizer) == (
+        16384,
+        128,
+        100,
+        0.001,
+        "adam",
+    )
     assert t.regulariser.enabled and t.regulariser.form == "code"
     tut = config_from_dict({"preset": "tutorial"})
-    assert (tut.stimulus.frequency_hz, tut.model.n_hidden, tut.model.tau_hidden_s) == (20.0, 30, 0.02)
+    assert (tut.stimulus.frequency_hz, tut.model.n_hidden, tut.model.tau_hidden_s) == (
+        20.0,
+        30,
+        0.02,
+    )
     assert tut.model.init == "starting_notebook"

@@ -44,7 +44,7 @@ def test_per_bin_spike_frequency_matches_probability():
     g = gen(3)
     phi0 = torch.rand((), generator=gen(3), dtype=torch.float64)
     spikes = generate_spikes(ipd, cfg, generator=g)
-    from spikeloc.stimuli import _phase_grid, _phase_delays
+    from spikeloc.stimuli import _phase_delays, _phase_grid
 
     p = spike_probability(_phase_grid(cfg, _phase_delays(cfg, None), ipd[:1], phi0), cfg)[0]
     emp = spikes.double().mean(0)
@@ -59,7 +59,7 @@ def test_exact_bin_probability_is_the_integral_of_the_rate():
         theta = torch.tensor([0.0, 0.7, 2.0, -1.3], dtype=torch.float64)
         got = spike_probability(theta, cfg)
         for th, g in zip(theta.tolist(), got.tolist(), strict=True):
-            f = lambda s, th=th: 600 * ((1 + math.sin(th + 2 * math.pi * 50 * s)) / 2) ** k  # noqa: E731
+            f = lambda s, th=th, k=k: 600 * ((1 + math.sin(th + 2 * math.pi * 50 * s)) / 2) ** k  # noqa: E731
             want, _ = integrate.quad(f, 0, 1e-3, epsabs=1e-14)
             assert g == pytest.approx(want, rel=1e-9)
 
@@ -120,7 +120,9 @@ def test_fixed_uniforms_mode_redraws_only_phi0():
 def test_phase_delays_off_and_noise():
     ipd = torch.zeros(1, dtype=torch.float64)
     u = torch.full((1, 100, 200), 0.5, dtype=torch.float64)
-    no_delays = generate_spikes(ipd, StimulusConfig(phase_delays=False), generator=gen(0), uniforms=u)
+    no_delays = generate_spikes(
+        ipd, StimulusConfig(phase_delays=False), generator=gen(0), uniforms=u
+    )
     # without phase delays and IPD 0, all 200 fibres see the same probability
     assert torch.equal(no_delays[0], no_delays[0, :, :1].expand(-1, 200))
     noisy = generate_spikes(
@@ -134,7 +136,16 @@ def test_legacy_numpy_stream_reproduces_published_test_set_titles():
     # fig03 of the paper: int(deg) of the first 8 test IPDs at numpy seed 32844534
     cfg = StimulusConfig(frequency_hz=50.0, probability="exact", anf_per_ear=2)
     d = make_dataset(8, cfg, legacy_numpy_seed=32844534)
-    assert [int(x) for x in (d.ipd * 180 / math.pi).tolist()] == [77, -83, -42, -44, -61, -88, 57, 12]
+    assert [int(x) for x in (d.ipd * 180 / math.pi).tolist()] == [
+        77,
+        -83,
+        -42,
+        -44,
+        -61,
+        -88,
+        57,
+        12,
+    ]
     # and the spikes follow the same stream: IPDs, phi0, then uniforms in C order
     rs = np.random.RandomState(32844534)
     rs.rand(8)

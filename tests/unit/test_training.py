@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from spikeloc.config import config_from_dict
+from spikeloc.config import RegulariserConfig, config_from_dict
 from spikeloc.training import (
     _early_stop,
     regulariser_loss,
@@ -17,7 +17,6 @@ from spikeloc.training import (
     train,
     train_run,
 )
-from spikeloc.config import RegulariserConfig
 
 
 def quick_cfg(**training):
@@ -29,7 +28,12 @@ def quick_cfg(**training):
             "seed": 3,
             "device": "cpu",
             "stimulus": {"phase_offset": "per_sample", "anf_per_ear": 50},
-            "model": {"n_inputs": 100, "n_hidden": 16, "tau_hidden_s": 0.005, "tau_output_s": 0.005},
+            "model": {
+                "n_inputs": 100,
+                "n_hidden": 16,
+                "tau_hidden_s": 0.005,
+                "tau_output_s": 0.005,
+            },
             "training": base,
         }
     )
@@ -68,7 +72,9 @@ class Killed(Exception):
 def test_kill_and_resume_gives_the_same_final_weights(tmp_path, extra):
     epochs = 4
     ref_cfg = quick_cfg(epochs=epochs, **extra)
-    cfg = config_from_dict({**ref_cfg.to_dict(), "model": {**ref_cfg.to_dict()["model"], "dropout": 0.2}})
+    cfg = config_from_dict(
+        {**ref_cfg.to_dict(), "model": {**ref_cfg.to_dict()["model"], "dropout": 0.2}}
+    )
     reference = train(cfg, progress=False).model
 
     ckpt = tmp_path / "checkpoint.pt"
