@@ -1,0 +1,265 @@
+"""Typesetting the paper: ``paper/main.typ`` + generated data -> ``paper/build/paper.pdf``.
+
+The paper is an output of the workflow (rule ``typeset``)::
+
+    python -m spikeloc.paper build --out paper/build/paper.pdf \
+        --modules-out results/paper/modules.json \
+        --variables results/variables.json --claims results/claims.json
+
+What it does:
+
+1. writes ``results/paper/modules.json``: every module manifest (title, owners, figures with
+   captions, paper section file, reproduction notes) in paper order, so ``main.typ`` includes
+   each module's section without a hand-edited list;
+2. compiles ``paper/main.typ`` with the PyPI ``typst`` package, the repository as the Typst
+   root, only Typst's bundled fonts (embedded in the PDF; no dependence on installed fonts)
+   and a fixed timestamp, so the same inputs give the same bytes;
+3. passes the commit, the paths of the data files and the strictness to Typst as
+   ``sys.inputs``: in strict mode (the default) a number the text asks for that
+   ``results/variables.json`` lacks stops the build with the key's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spikeloc.errors import SpikelocError
+from spikeloc.io import atomic_write_bytes, atomic_write_json
+
+__all__ = ["PaperError", "modules_data", "build_timestamp", "build", "main"]
+
+#: Marker printed for a missing number in draft (non-strict) builds; tests look for it.
+MISSING_MARKER = "MISSING NUMBER"
+
+
+class PaperError(SpikelocError):
+    """The paper cannot be built (a Typst error, e.g. a missing variable or figure)."""
+
+
+def _figure_width(figure_id: str, figures_dir: Path) -> float:
+    """Fraction of the text width a figure takes: its width in inches / 10, at most 1."""
+    try:
+        sidecar = json.loads((figures_dir / f"{figure_id}.json").read_text(encoding="utf-8"))
+        width_in = float(sidecar["size_inches"][0])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1.0
+    return round(min(1.0, max(0.35, width_in / 10.0)), 3)
+
+
+def modules_data(
+    analyses_dir: str | Path = "workflow/analyses",
+    sections_dir: str | Path = "paper/sections",
+    figures_dir: str | Path = "figures",
+    *,
+    root: str | Path = ".",
+) -> dict[str, Any]:
+    """What the paper needs from the module manifests, in paper order (``order``, then name).
+
+    Directories are relative to ``root``; the paths written are absolute from the Typst root.
+    """
+    root = Path(root)
+    modules = []
+    for path in sorted((root / analyses_dir).glob("*.yaml")):
+        with path.open(encoding="utf-8") as fh:
+            m = yaml.safe_load(fh) or {}
+        section = m.get("section")
+        section_file = Path(sections_dir) / f"{section}.typ" if section else None
+        has_section = section_file is not None and (root / section_file).is_file()
+        figures = [
+            {
+                "id": f["id"],
+                "caption": f["caption"],
+                "in_paper": bool(f.get("in_paper", True)),
+                "path": f"/{Path(figures_dir).as_posix()}/{f['id']}.pdf",
+                "width": _figure_width(f["id"], root / figures_dir),
+            }
+            for f in m.get("figures") or []
+        ]
+        modules.append(
+            {
+                "name": path.stem,
+                "title": m.get("title", path.stem),
+                "description": m.get("description", ""),
+                "order": int(m.get("order", 100)),
+                "owners": list(m.get("owners") or []),
+                "original_authors": list(m.get("original_authors") or []),
+                "section": section or None,
+                "section_file": "/" + section_file.as_posix() if has_section else None,
+                "figures": figures,
+                "notes": list(m.get("notes") or []),
+                "runs": list(m.get("runs") or []),
+            }
+        )
+    modules.sort(key=lambda d: (d["order"], d["name"]))
+    return {"format": "spikeloc-paper-modules/1", "modules": modules}
+
+
+def _git(args: Sequence[str], root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def build_timestamp(explicit: int | None = None, root: str | Path = ".") -> int:
+    """``SOURCE_DATE_EPOCH`` > ``explicit`` > commit time of HEAD > 0."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise PaperError(f"SOURCE_DATE_EPOCH: must be an integer, got {env!r}") from None
+    if explicit is not None:
+        return int(explicit)
+    committed = _git(["log", "-1", "--format=%ct"], Path(root))
+    return int(committed) if committed and committed.isdigit() else 0
+
+
+def _commit(root: Path) -> tuple[str, bool | None]:
+    from spikeloc.provenance import git_commit
+
+    info = git_commit(str(root.resolve()))
+    return str(info.get("commit", "unknown")), info.get("dirty")
+
+
+def build(
+    out: str | Path = "paper/build/paper.pdf",
+    *,
+    main_file: str | Path = "paper/main.typ",
+    modules_out: str | Path = "results/paper/modules.json",
+    variables: str | Path = "results/variables.json",
+    claims: str | Path = "results/claims.json",
+    authorship_dir: str | Path = "results/authorship",
+    analyses_dir: str | Path = "workflow/analyses",
+    root: str | Path = ".",
+    strict: bool = True,
+    timestamp: int | None = None,
+    label: str = "",
+) -> Path:
+    """Write ``modules_out`` and compile ``main_file`` into ``out``; returns ``out``.
+
+    ``label`` names the configuration the results come from (printed in the build stamp).
+    """
+    import typst
+
+    root = Path(root).resolve()
+    for label, p in (("variables", variables), ("claims", claims)):
+        if not (root / p).is_file():
+            raise PaperError(f"{p}: ({label}): no such file; run `snakemake {p}` first")
+    atomic_write_json(root / modules_out, modules_data(analyses_dir, root=root))
+    commit, dirty = _commit(root)
+    ts = build_timestamp(timestamp, root)
+
+    def rooted(p: str | Path) -> str:
+        return "/" + Path(p).as_posix().lstrip("/")
+
+    inputs = {
+        "modules": rooted(modules_out),
+        "variables": rooted(variables),
+        "claims": rooted(claims),
+        "authorship": rooted(authorship_dir),
+        "commit": commit,
+        "dirty": "true" if dirty else "false",
+        "strict": "true" if strict else "false",
+        "missing-marker": MISSING_MARKER,
+        "config-label": label,
+    }
+    try:
+        pdf = typst.compile(
+            str(root / main_file),
+            root=str(root),
+            sys_inputs=inputs,
+            timestamp=ts,
+            ignore_system_fonts=True,
+            font_paths=[],
+        )
+    except typst.TypstError as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        hints = getattr(exc, "hints", None) or []
+        lines = [f"{main_file}: typst: {message.strip()}"] + [f"  hint: {h}" for h in hints]
+        trace = getattr(exc, "trace", None) or []
+        lines += [f"  at: {t}" for t in trace[:5]]
+        raise PaperError("\n".join(lines)) from None
+    out = root / out
+    atomic_write_bytes(out, pdf)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m spikeloc.paper", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="typeset paper/main.typ into a PDF")
+    b.add_argument("--out", type=Path, default=Path("paper/build/paper.pdf"))
+    b.add_argument("--main", type=Path, default=Path("paper/main.typ"))
+    b.add_argument("--modules-out", type=Path, default=Path("results/paper/modules.json"))
+    b.add_argument("--variables", type=Path, default=Path("results/variables.json"))
+    b.add_argument("--claims", type=Path, default=Path("results/claims.json"))
+    b.add_argument("--authorship", type=Path, default=Path("results/authorship"))
+    b.add_argument("--analyses", type=Path, default=Path("workflow/analyses"))
+    mode = b.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--strict",
+        dest="strict",
+        action="store_true",
+        default=True,
+        help="a missing number fails the build (default)",
+    )
+    mode.add_argument(
+        "--draft",
+        dest="strict",
+        action="store_false",
+        help=f"print missing numbers as '{MISSING_MARKER}' instead of failing",
+    )
+    b.add_argument("--label", default="", help="configuration the results come from (stamped)")
+    b.add_argument(
+        "--timestamp", default="", help="unix time for the PDF date (default: commit time of HEAD)"
+    )
+    m = sub.add_parser("modules", help="only write the modules list the paper reads")
+    m.add_argument("--out", type=Path, default=Path("results/paper/modules.json"))
+    m.add_argument("--analyses", type=Path, default=Path("workflow/analyses"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "modules":
+            atomic_write_json(args.out, modules_data(args.analyses))
+            print(f"wrote {args.out}")
+            return 0
+        ts_text = str(args.timestamp).strip()
+        if ts_text and not ts_text.isdigit():
+            raise PaperError(f"--timestamp: must be a unix time in seconds, got {ts_text!r}")
+        out = build(
+            args.out,
+            main_file=args.main,
+            modules_out=args.modules_out,
+            variables=args.variables,
+            claims=args.claims,
+            authorship_dir=args.authorship,
+            analyses_dir=args.analyses,
+            strict=args.strict,
+            timestamp=int(ts_text) if ts_text else None,
+            label=args.label,
+        )
+    except SpikelocError as exc:
+        print(f"spikeloc: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

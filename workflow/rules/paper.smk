@@ -1,0 +1,66 @@
+# Numbers and the paper: merge the modules' variables, evaluate the published claims against
+# them, and typeset paper/build/paper.pdf with Typst.
+
+
+# results/variables.json: every recorded number, keyed <module>.<name>. Fails if a module did
+# not record a variable its manifest declares.
+rule variables:
+    input:
+        variables=[module_variables(m) for m in sorted(MODULES)],
+        manifests=[MODULES[m]["source"] for m in sorted(MODULES)],
+    output:
+        "results/variables.json",
+    conda:
+        CONDA_ENV
+    log:
+        "logs/variables/merge.log",
+    localrule: True
+    shell:
+        "python -m spikeloc.variables merge --analyses workflow/analyses --out {output}"
+        " {input.variables} > {log} 2>&1"
+
+
+# results/claims.json: each manifest claim (published value, tolerance) against its variable.
+rule claims:
+    input:
+        variables="results/variables.json",
+        manifests=[MODULES[m]["source"] for m in sorted(MODULES)],
+    output:
+        "results/claims.json",
+    conda:
+        CONDA_ENV
+    log:
+        "logs/claims/claims.log",
+    localrule: True
+    shell:
+        "python -m spikeloc.variables claims --variables {input.variables}"
+        " --analyses workflow/analyses --out {output} > {log} 2>&1"
+
+
+# The PDF. Reads the numbers, the claims, the figures (by id) and the author data; a missing
+# variable fails the build naming its key (unless paper.strict is false).
+rule typeset:
+    input:
+        sources=PAPER_SOURCES,
+        variables="results/variables.json",
+        claims="results/claims.json",
+        figures=paper_figures(),
+        authorship=AUTHORSHIP_FILES,
+        manifests=[MODULES[m]["source"] for m in sorted(MODULES)],
+        code="src/spikeloc/paper.py",
+    output:
+        pdf="paper/build/paper.pdf",
+        modules="results/paper/modules.json",
+    params:
+        timestamp=CFG["paper"]["timestamp"] if CFG["paper"]["timestamp"] is not None else "",
+        strict="--strict" if CFG["paper"]["strict"] else "--draft",
+        label=CONFIG_SOURCE,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/typeset/paper.log",
+    localrule: True
+    shell:
+        "python -m spikeloc.paper build --out {output.pdf} --modules-out {output.modules}"
+        " --variables {input.variables} --claims {input.claims} {params.strict}"
+        " --timestamp '{params.timestamp}' --label {params.label:q} > {log} 2>&1"
