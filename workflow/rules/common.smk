@@ -249,8 +249,8 @@ def run_device(run):
 
 
 def _run_resource(run, key):
-    own = RUNS[run].get("resources", {})
-    return own.get(key, CFG["train"][key])
+    own = RUNS[run].get("resources") or {}
+    return own[key] if own.get(key) is not None else CFG["train"][key]
 
 
 def train_threads(wildcards):
@@ -422,11 +422,13 @@ def module_inputs(module):
 
 
 def module_resource(module, key):
-    own = CFG["modules"].get(module, {}).get("resources", {})
-    if key in own:
-        return own[key]
-    if key in MODULES[module].get("resources", {}):
-        return MODULES[module]["resources"][key]
+    """config modules.<module>.resources > the manifest's resources > config analysis."""
+    for source in (
+        CFG["modules"].get(module, {}).get("resources") or {},
+        MODULES[module].get("resources") or {},
+    ):
+        if source.get(key) is not None:
+            return source[key]
     return CFG["analysis"][key]
 
 

@@ -44,8 +44,6 @@ rule train:
         CONDA_ENV
     log:
         "logs/train/{run}.log",
-    message:
-        "training run {wildcards.run} on device {resources.device}"
     threads: train_threads
     resources:
         mem_mb=train_mem_mb,
