@@ -156,14 +156,18 @@ def build(
 
     root = Path(root).resolve()
     for label, p in (("variables", variables), ("claims", claims)):
-        if not (root / p).is_file():
+        if not (root / p).is_file():  # (root / p is p itself when p is absolute)
             raise PaperError(f"{p}: ({label}): no such file; run `snakemake {p}` first")
     atomic_write_json(root / modules_out, modules_data(analyses_dir, root=root))
     commit, dirty = _commit(root)
     ts = build_timestamp(timestamp, root)
 
     def rooted(p: str | Path) -> str:
-        return "/" + Path(p).as_posix().lstrip("/")
+        """``p`` as Typst sees it: an absolute path from the root (Typst reads nothing else)."""
+        full = (root / p).resolve()
+        if not full.is_relative_to(root):
+            raise PaperError(f"{p}: must lie inside the repository root {root} (Typst's root)")
+        return "/" + full.relative_to(root).as_posix()
 
     inputs = {
         "modules": rooted(modules_out),

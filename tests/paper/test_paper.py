@@ -1,0 +1,176 @@
+"""The paper build: numbers by key, figures by id, author data, a fixed timestamp.
+
+These tests typeset paper/main.typ against synthetic results (a small figure for every figure
+id the manifests declare, a value for every declared variable, fixture contributors), so they
+need no training run and take seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from pypdf import PdfReader  # noqa: E402
+
+from spikeloc import authorship, paper, plotting, variables  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def manifests() -> dict[str, dict]:
+    return {
+        p.stem: yaml.safe_load(p.read_text())
+        for p in sorted((REPO / "workflow" / "analyses").glob("*.yaml"))
+    }
+
+
+def tiny_figure(label: str) -> Figure:
+    fig = Figure(figsize=(4, 2.5))
+    ax = fig.add_subplot()
+    ax.plot([0, 1, 2], [0, 1, 0], "k-")
+    ax.set_title(label)
+    return fig
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A repository root with the paper sources and synthetic results for every module."""
+    root = tmp_path_factory.mktemp("site")
+    shutil.copytree(REPO / "paper", root / "paper", ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(REPO / "workflow" / "analyses", root / "workflow" / "analyses")
+    module_files = []
+    for name, m in manifests().items():
+        for f in m.get("figures") or []:
+            plotting.save_figure(
+                tiny_figure(f["id"]), f["id"], module=name, out_dir=root / "figures", commit="x"
+            )
+        path = root / "results" / "variables" / f"{name}.json"
+        variables.reset(name, path=path)
+        for v in m.get("variables") or []:
+            variables.record(v["name"], 1.5, ".1f", module=name, path=path, unit=v.get("unit"))
+        module_files.append(path)
+    variables.merge(
+        module_files, root / "results/variables.json", analyses_dir=root / "workflow/analyses"
+    )
+    variables.evaluate_claims(
+        root / "results/variables.json", root / "workflow/analyses", root / "results/claims.json"
+    )
+    authorship.build(
+        FIXTURES / "contributors", FIXTURES / "authorship" / "analyses", root / "results/authorship"
+    )
+    return root
+
+
+def build(site: Path, out: str, **kwargs) -> Path:
+    return paper.build(out, root=site, timestamp=1700000000, **kwargs)
+
+
+def pdf_text(path: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def embedded_figures(path: Path) -> int:
+    """Form XObjects (embedded PDF figures) placed on the pages."""
+    seen = set()
+    for page in PdfReader(path).pages:
+        xobjects = page.get("/Resources", {}).get("/XObject", {})
+        for ref in xobjects.values():
+            obj = ref.get_object()
+            if obj.get("/Subtype") == "/Form":
+                seen.add(getattr(ref, "idnum", id(obj)))
+    return len(seen)
+
+
+def test_paper_builds_with_every_module_and_figure(site, monkeypatch):
+    monkeypatch.setenv("SPIKELOC_GIT_COMMIT", "abcdef1234567890")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    from spikeloc import provenance
+
+    provenance.git_commit.cache_clear()
+    out = build(site, "paper/build/paper.pdf", label="config/config.yaml")
+    provenance.git_commit.cache_clear()
+    text = pdf_text(out)
+    assert "abcdef1234567890" in text  # the commit stamp
+    assert paper.MISSING_MARKER not in text
+    for m in manifests().values():
+        assert m["title"].split()[0] in text
+    n_in_paper = sum(
+        1 for m in manifests().values() for f in m["figures"] if f.get("in_paper", True)
+    )
+    assert embedded_figures(out) >= n_in_paper
+    assert "Reproduction report" in text and "CRediT" in text
+    assert "Ada" in text  # the fixture authors in the author block
+    modules = (site / "results/paper/modules.json").read_text()
+    assert '"section_file": "/paper/sections/basic_model.typ"' in modules
+
+
+def test_same_inputs_give_the_same_pdf(site, monkeypatch):
+    monkeypatch.setenv("SPIKELOC_GIT_COMMIT", "abcdef1234567890")
+    a = build(site, "paper/build/a.pdf")
+    b = build(site, "paper/build/b.pdf")
+    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+    assert PdfReader(a).metadata["/CreationDate"].startswith("D:20231114")
+
+
+def test_missing_variable_fails_naming_the_key(site):
+    full = variables.load(site / "results/variables.json")
+    key = "basic_model.published_accuracy_pct"
+    assert key in full
+    reduced = site / "results" / "variables-reduced.json"
+    doc = {
+        "format": "spikeloc-variables/1+merged",
+        "variables": {k: v for k, v in full.items() if k != key},
+    }
+    reduced.write_text(json.dumps(doc))
+    with pytest.raises(paper.PaperError, match=f"missing variable '{key}'"):
+        build(site, "paper/build/strict.pdf", variables=reduced)
+    assert not (site / "paper/build/strict.pdf").exists()
+    draft = build(site, "paper/build/draft.pdf", variables=reduced, strict=False)
+    assert paper.MISSING_MARKER in pdf_text(draft)
+
+
+def test_unknown_figure_id_fails(site):
+    section = site / "paper/sections/tutorial_surrogate.typ"
+    original = section.read_text()
+    try:
+        section.write_text(original + '\n#fig("no_such_figure")\n')
+        with pytest.raises(paper.PaperError, match="unknown figure id 'no_such_figure'"):
+            build(site, "paper/build/bad.pdf")
+    finally:
+        section.write_text(original)
+
+
+def test_modules_are_ordered_and_notes_collected(site):
+    data = paper.modules_data(root=site)
+    names = [m["name"] for m in data["modules"]]
+    orders = [m["order"] for m in data["modules"]]
+    assert orders == sorted(orders)
+    assert set(names) == set(manifests())
+    basic = next(m for m in data["modules"] if m["name"] == "basic_model")
+    assert any("Parameter count" in n["title"] for n in basic["notes"])
+    assert all(0.35 <= f["width"] <= 1 for f in basic["figures"])
+
+
+def test_inputs_outside_the_root_are_refused(site, tmp_path):
+    outside = tmp_path / "variables.json"
+    shutil.copy(site / "results/variables.json", outside)
+    with pytest.raises(paper.PaperError, match="must lie inside the repository root"):
+        build(site, "paper/build/x.pdf", variables=outside)
+
+
+def test_cli_reports_missing_inputs(tmp_path, capsys):
+    rc = paper.main(
+        ["build", "--out", str(tmp_path / "p.pdf"), "--variables", str(tmp_path / "nope.json")]
+    )
+    assert rc == 2
+    assert "nope.json: (variables): no such file" in capsys.readouterr().err

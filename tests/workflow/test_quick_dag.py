@@ -1,0 +1,89 @@
+"""The whole pipeline at quick scale, from a copy of the repository, on the CPU.
+
+`snakemake figures paper --configfile config/quick.yaml --cores 2` trains every run, runs
+every module's notebook and typesets the paper. Afterwards: every declared figure exists in
+all three files, the PDF holds the figures and no missing-number marker, and a second
+invocation has nothing to do. Then the rerun rules: touching or editing plotting code re-runs
+notebooks only; only a change to the *content* of the core code re-trains; moving a run to
+another device re-trains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+import yaml
+from pypdf import PdfReader
+from workflow_helpers import copy_repo, snakemake
+
+from spikeloc.paper import MISSING_MARKER
+
+QUICK = ["--configfile", "config/quick.yaml"]
+
+
+def jobs_to_run(root, *extra) -> set[str]:
+    """Rule names a dry run would execute."""
+    r = snakemake(["-n", "figures", "paper", *QUICK, *extra], root, timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:]
+    if "Nothing to be done" in r.stdout:
+        return set()
+    table = r.stdout.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in r.stdout else ""
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)} - {"total"}
+
+
+@pytest.mark.slow
+def test_whole_quick_dag(tmp_path):
+    root = copy_repo(tmp_path / "repo")
+    t0 = time.perf_counter()
+    r = snakemake(["figures", "paper", *QUICK, "--cores", "2"], root, timeout=1800)
+    wall = time.perf_counter() - t0
+    assert r.returncode == 0, r.stdout[-8000:]
+    print(f"\nquick DAG wall time: {wall:.0f} s")
+
+    manifests = [yaml.safe_load(p.read_text()) for p in (root / "workflow/analyses").glob("*.yaml")]
+    figure_ids = [f["id"] for m in manifests for f in m["figures"]]
+    assert figure_ids
+    for fid in figure_ids:
+        for ext in ("pdf", "png", "json"):
+            assert (root / "figures" / f"{fid}.{ext}").is_file(), f"figures/{fid}.{ext} missing"
+        sidecar = json.loads((root / "figures" / f"{fid}.json").read_text())
+        assert sidecar["figure_id"] == fid and sidecar["module"] and sidecar["config_hash"]
+
+    pdf = root / "paper/build/paper.pdf"
+    reader = PdfReader(pdf)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert MISSING_MARKER not in text
+    assert "config/quick.yaml" in text  # the stamp says which configuration made it
+    forms = {
+        ref.idnum
+        for page in reader.pages
+        for ref in page.get("/Resources", {}).get("/XObject", {}).values()
+        if ref.get_object().get("/Subtype") == "/Form"
+    }
+    in_paper = [f for m in manifests for f in m["figures"] if f.get("in_paper", True)]
+    assert len(forms) >= len(in_paper)
+    claims = json.loads((root / "results/claims.json").read_text())
+    assert claims["n_claims"] == sum(len(m.get("claims") or []) for m in manifests)
+    for nb in (root / "results/notebooks").glob("*.ipynb"):
+        assert json.loads(nb.read_text())["cells"], nb
+
+    # a second run has nothing to do
+    assert jobs_to_run(root) == set()
+
+    # plotting/analysis code: notebooks and paper re-run, training does not
+    (root / "src/spikeloc/plots.py").touch()
+    todo = jobs_to_run(root)
+    assert "train" not in todo and {"analyse_basic_model", "typeset"} <= todo
+
+    # moving runs to a GPU is not a change of what they compute
+    assert "train" not in jobs_to_run(root, "--config", "device=cuda")
+
+    # touching core code changes no content: no re-training; editing it does
+    (root / "src/spikeloc/models.py").touch()
+    assert "train" not in jobs_to_run(root)
+    with open(root / "src/spikeloc/models.py", "a") as fh:
+        fh.write("\n# a change to the core\n")
+    assert "train" in jobs_to_run(root)
