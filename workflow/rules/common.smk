@@ -234,9 +234,11 @@ for _run, _spec in RUNS.items():
     # line (a resource of rule train), so moving a run between CPU and GPU does not retrain it
     for _key in ("device", "threads"):
         _resolved.pop(_key, None)
+    # only what determines the result goes in (not which file it came from), so the same
+    # effective run from another config file does not re-train
     RUN_CONFIG_TEXT[_run] = (
-        f"# Run config of run {_run!r}: preset {_spec['preset']!r} + runs.{_run}.overrides of\n"
-        f"# {CONFIG_SOURCE}, resolved. Written by rule run_config; do not edit.\n"
+        f"# Run {_run!r}: preset {_spec['preset']!r} + runs.{_run}.overrides of the workflow\n"
+        "# config, resolved. Written by rule run_config (workflow/rules/train.smk); do not edit.\n"
         + yaml.safe_dump(_resolved, sort_keys=False)
     )
 if _problems:
