@@ -155,9 +155,9 @@ def build(
     import typst
 
     root = Path(root).resolve()
-    for label, p in (("variables", variables), ("claims", claims)):
+    for what, p in (("variables", variables), ("claims", claims)):
         if not (root / p).is_file():  # (root / p is p itself when p is absolute)
-            raise PaperError(f"{p}: ({label}): no such file; run `snakemake {p}` first")
+            raise PaperError(f"{p}: ({what}): no such file; run `snakemake {p}` first")
     atomic_write_json(root / modules_out, modules_data(analyses_dir, root=root))
     commit, dirty = _commit(root)
     ts = build_timestamp(timestamp, root)
@@ -179,6 +179,7 @@ def build(
         "strict": "true" if strict else "false",
         "missing-marker": MISSING_MARKER,
         "config-label": label,
+        "dated": "true" if ts > 0 else "false",
     }
     try:
         pdf = typst.compile(

@@ -101,6 +101,7 @@ def test_paper_builds_with_every_module_and_figure(site, monkeypatch):
     provenance.git_commit.cache_clear()
     text = pdf_text(out)
     assert "abcdef1234567890" in text  # the commit stamp
+    assert "Typeset on 2023-11-14" in text and "configuration config/config.yaml" in text
     assert paper.MISSING_MARKER not in text
     for m in manifests().values():
         assert m["title"].split()[0] in text
