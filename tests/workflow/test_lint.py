@@ -14,5 +14,5 @@ def test_snakemake_lint_is_clean(repo_copy):
 def test_dry_run_of_every_target_parses(repo_copy):
     """The default target, `figures` and `paper` resolve at paper scale and quick scale."""
     for args in ([], ["figures", "paper"], ["figures", "--configfile", "config/quick.yaml"]):
-        r = snakemake(["-n", "--quiet", "rules", *args], repo_copy, timeout=300)
+        r = snakemake(["-n", *args, "--quiet", "rules"], repo_copy, timeout=300)
         assert r.returncode == 0, f"snakemake -n {' '.join(args)} failed:\n{r.stdout[-4000:]}"
