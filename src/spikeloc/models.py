@@ -143,6 +143,9 @@ class SNN(nn.Module):
         dropout_generator: torch.Generator | None = None,
     ) -> SNNOutput:
         """``x``: input spikes (batch, T, n_inputs)."""
+        from spikeloc.layers import ensure_runtime
+
+        ensure_runtime()  # denormal flushing + malloc thresholds, once per process
         w1, w2 = self.effective_weights()
         if x.dtype != w1.dtype:
             x = x.to(w1.dtype)

@@ -1,0 +1,357 @@
+"""The fused core (``spikeloc.layers``) computes the reference's numbers.
+
+The oracle is ``SNN._reference_forward`` (a plain autograd loop over ``lif_step``). For random
+configurations of every option the fused forward must give the same hidden spikes, readout and
+membrane trace, and the same loss gradient for W1 and W2 (through ``|W| * sign`` under Dale's
+law): relative error <= 1e-10 in float64 and <= 1e-4 in float32. Also: the sparse input layer
+against the dense one, the automatic choice between them, the CUDA-graph wrapper run eagerly on
+the CPU, the closed-form readout, and (when a GPU is present) the CUDA engines.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikeloc import layers
+from spikeloc.config import DaleConfig, ModelConfig, config_from_dict
+from spikeloc.models import SNN, SNNOutput
+from spikeloc.neurons import LIParameters
+from spikeloc.stimuli import StimulusConfig, make_dataset
+
+CUDA = torch.cuda.is_available()
+TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+
+
+def random_config(rng: random.Random, n_inputs: int = 24) -> ModelConfig:
+    """A model configuration with every option drawn at random."""
+    tau_h = rng.choice([0.002, 0.005, 0.02])
+    return ModelConfig(
+        n_inputs=n_inputs,
+        n_hidden=rng.choice([3, 8, 13]),
+        n_classes=rng.choice([4, 12]),
+        tau_hidden_s=tau_h,
+        tau_output_s=rng.choice([tau_h, 0.01]),
+        threshold=rng.choice([1.0, 0.6]),
+        reset=rng.choice(["zero", "subtract"]),
+        update_order=rng.choice(["published", "immediate"]),
+        detach_reset=rng.random() < 0.3,
+        surrogate=rng.choice(["sigmoid", "superspike"]),
+        surrogate_beta=rng.choice([5.0, 20.0, 100.0]),
+        adaptive_threshold_beta=rng.choice([0.0, 0.0, 0.4]),
+        adaptive_threshold_tau_s=rng.choice([None, 0.01]),
+        readout=rng.choice(["mean_membrane", "max_membrane", "spike_count", "regression"]),
+        init="fan_in",
+        dropout=rng.choice([0.0, 0.0, 0.3]),
+        dale=DaleConfig(
+            enabled=rng.random() < 0.3,
+            placement=rng.choice(["random", "contiguous"]),
+            hidden_signs=rng.choice(["dale", "excitatory"]),
+        ),
+    )
+
+
+def spikes_in(batch: int, T: int, n: int, density: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, T, n, generator=g) < density).float()
+
+
+def run(cfg: ModelConfig, backend: str, x: torch.Tensor, dtype, seed: int, device="cpu"):
+    """Loss (readout loss + a rate term on hidden spikes + a term on output_v), gradients, output."""
+    model = SNN(cfg, 1e-3, generator=torch.Generator().manual_seed(seed), backend=backend)
+    model = model.to(device=device, dtype=dtype)
+    with torch.no_grad():
+        model.W1.mul_(5.0)  # enough drive for lively hidden spikes at these small sizes
+    out = model(
+        x.to(device=device, dtype=dtype), dropout_generator=torch.Generator().manual_seed(7)
+    )
+    if cfg.readout == "regression":
+        loss = ((out.readout - 0.3) ** 2).mean()
+    else:
+        labels = torch.arange(x.shape[0], device=device) % cfg.n_classes
+        loss = F.cross_entropy(out.readout, labels)
+    loss = loss + 0.01 * out.hidden_spikes.sum((0, 1)).pow(2).mean()
+    loss = loss + 1e-3 * out.output_v.pow(2).mean()
+    params = [model.W1, model.W2]
+    if loss.requires_grad:
+        grads = torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
+    else:  # T = 2 in the published order: nothing reaches a recorded spike
+        grads = tuple(torch.zeros_like(p) for p in params)
+    return loss.detach(), grads, out
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30)) if b.numel() else 0.0
+
+
+def assert_same(cfg, x, dtype, seed, device="cpu"):
+    ref = run(cfg, "reference", x, dtype, seed, device)
+    fus = run(cfg, "fused", x, dtype, seed, device)
+    tol = TOL[dtype]
+    assert torch.equal(fus[2].hidden_spikes, ref[2].hidden_spikes), "hidden spikes differ"
+    assert rel_err(fus[0], ref[0]) <= tol, ("loss", rel_err(fus[0], ref[0]))
+    for name, gf, gr in zip(("dW1", "dW2"), fus[1], ref[1], strict=True):
+        assert rel_err(gf, gr) <= tol, (name, rel_err(gf, gr))
+    assert rel_err(fus[2].readout, ref[2].readout) <= tol
+    assert rel_err(fus[2].output_v, ref[2].output_v) <= tol
+    return ref, fus
+
+
+# --------------------------------------------------------------------------------------
+# fused == reference over random configurations of all options
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fused_matches_reference_random_config(seed):
+    rng = random.Random(seed)
+    cfg = random_config(rng)
+    T = rng.choice([2, 3, 17, 60, 100])
+    x = spikes_in(rng.choice([1, 4]), T, cfg.n_inputs, rng.choice([0.05, 0.3]), seed)
+    ref, _ = assert_same(cfg, x, torch.float64, seed)
+    assert_same(cfg, x, torch.float32, seed)
+    if T >= 17:  # the comparison is not vacuous
+        assert float(ref[2].hidden_spikes.detach().sum()) > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fused_matches_reference_at_T1000(seed):
+    rng = random.Random(100 + seed)
+    cfg = random_config(rng)
+    x = spikes_in(2, 1000, cfg.n_inputs, 0.05, seed)
+    ref, _ = assert_same(cfg, x, torch.float64, seed)
+    assert float(ref[2].hidden_spikes.detach().sum()) > 0
+
+
+def test_fused_matches_reference_sparse_input_path_float64():
+    """dt = 0.1 ms stimulus: the automatic choice is the sparse layer; still exact (float64)."""
+    st = StimulusConfig(dt_s=1e-4, anf_per_ear=12)
+    data = make_dataset(3, st, generator=torch.Generator().manual_seed(0))
+    x = data.spikes.float()
+    assert layers.choose_input_mode(x, 16) == "sparse"
+    cfg = ModelConfig(n_inputs=24, n_hidden=16, init="fan_in", tau_hidden_s=0.005)
+    ref, _ = assert_same(cfg, x, torch.float64, 0)
+    assert float(ref[2].hidden_spikes.detach().sum()) > 0
+
+
+def test_published_model_spikes_are_bit_identical_float32():
+    """The dense path reproduces the reference rounding step for step (tutorial model)."""
+    cfg = config_from_dict({"preset": "tutorial"})
+    data = make_dataset(16, cfg.stimulus, generator=torch.Generator().manual_seed(3))
+    models = {}
+    for backend in ("reference", "fused"):
+        m = SNN(cfg.model, cfg.stimulus.dt_s, generator=torch.Generator().manual_seed(1))
+        m.backend = backend
+        models[backend] = m(data.spikes.float())
+    ref, fus = models["reference"], models["fused"]
+    assert torch.equal(fus.hidden_spikes, ref.hidden_spikes)
+    assert torch.allclose(fus.readout, ref.readout, rtol=1e-5, atol=1e-6)
+    assert torch.equal(fus.readout.argmax(1), ref.readout.argmax(1))
+
+
+def test_supports_every_option_and_auto_picks_fused(monkeypatch):
+    rng = random.Random(0)
+    for _ in range(20):
+        cfg = random_config(rng)
+        assert layers.supports(SNN(cfg, 1e-3))
+    calls = []
+    monkeypatch.setattr(layers, "fused_forward", lambda *a, **k: calls.append(1) or "fused")
+    assert SNN(random_config(rng), 1e-3)(torch.zeros(1, 5, 24)) == "fused"
+    assert calls
+
+
+def test_forward_applies_runtime_settings():
+    SNN(ModelConfig(n_inputs=4, n_hidden=2), 1e-3, backend="reference")(torch.zeros(1, 3, 4))
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a float32 denormal
+    assert float(tiny * 1.0) == 0.0  # flushed: configure_runtime ran
+
+
+# --------------------------------------------------------------------------------------
+# The recurrence on its own: every order/reset/adaptation, the graph wrapper on the CPU
+# --------------------------------------------------------------------------------------
+
+
+def _specs():
+    for order in ("published", "immediate"):
+        for reset in ("zero", "subtract"):
+            for adaptive in (0.0, 0.4):
+                for detach in (False, True):
+                    yield layers.LIFSpec(
+                        alpha=0.9,
+                        threshold=1.0,
+                        reset=reset,
+                        order=order,
+                        detach_reset=detach,
+                        adaptive_beta=adaptive,
+                        rho=0.8 if adaptive else 0.0,
+                    )
+
+
+@pytest.mark.parametrize("spec", list(_specs()), ids=str)
+def test_static_loop_wrapper_runs_the_same_loop_on_cpu(spec):
+    """engine="graph" on the CPU: the CUDA-graph code path with capture off (same buffers,
+    same per-step function) gives bit-identical spikes and gradients; a second call with new
+    inputs reuses the cached static buffers and does not disturb the first result."""
+    g = torch.Generator().manual_seed(0)
+    h = (torch.rand(30, 4, 6, generator=g, dtype=torch.float64) * 0.6).requires_grad_()
+    grad = torch.randn(30, 4, 6, generator=g, dtype=torch.float64)
+    s_e = layers.lif_sequence(h, spec, engine="eager")
+    (d_e,) = torch.autograd.grad(s_e, h, grad)
+    results = []
+    for scale in (1.0, 1.3, 1.0):
+        hh = (h.detach() * scale).requires_grad_()
+        s = layers.lif_sequence(hh, spec, engine="graph")
+        (d,) = torch.autograd.grad(s, hh, grad)
+        results.append((s, d))
+    assert torch.equal(results[0][0], s_e) and torch.equal(results[0][1], d_e)
+    assert torch.equal(results[2][0], s_e) and torch.equal(results[2][1], d_e)
+    assert not torch.equal(results[1][0], s_e)
+
+
+def test_static_loop_outputs_are_not_overwritten():
+    loop = layers.StaticLoop(lambda a: (a * 2,), [torch.ones(3)], capture=False)
+    first = loop(torch.ones(3))[0]
+    loop(torch.full((3,), 5.0))
+    assert torch.equal(first, torch.full((3,), 2.0))
+
+
+# --------------------------------------------------------------------------------------
+# Input layer: sparse vs dense, automatic choice
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape,density",
+    [((3, 40, 16), 0.05), ((8, 300, 200), 0.02), ((2, 7, 5), 0.3), ((4, 50, 24), 0.0)],
+)
+def test_sparse_input_layer_matches_dense(shape, density):
+    x = spikes_in(*shape, density, seed=1)
+    if density:
+        x[0, 1, 2] = 1.0  # at least one spike
+    g = torch.Generator().manual_seed(2)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        w = torch.randn(shape[2], 11, generator=g, dtype=dtype)
+        grad = torch.randn(shape[0], shape[1], 11, generator=g, dtype=dtype)
+        out = {}
+        for mode in ("dense", "sparse"):
+            xx = x.to(dtype).requires_grad_()
+            ww = w.clone().requires_grad_()
+            h = layers.input_projection(xx, ww, mode=mode)
+            out[mode] = (h, *torch.autograd.grad(h, (xx, ww), grad))
+        for a, b in zip(out["sparse"], out["dense"], strict=True):
+            assert torch.allclose(a, b, rtol=tol, atol=tol)
+        exact = x.to(dtype) @ w
+        assert torch.allclose(out["sparse"][0], exact, rtol=tol, atol=tol)
+        dw = torch.einsum("bti,bth->ih", x.to(dtype), grad)
+        assert torch.allclose(out["sparse"][2], dw, rtol=tol, atol=tol * float(dw.abs().max()))
+
+
+def test_sparse_input_layer_handles_non_binary_values():
+    x = spikes_in(3, 64, 16, 0.05, seed=4)
+    x[1, 5, 3] = 2.5
+    x[2, 9, 0] = -0.75
+    w = torch.randn(16, 6, dtype=torch.float64, requires_grad=True)
+    plan = layers.sparse_plan(x.double())
+    assert plan.values is not None
+    h = layers.input_projection(x.double(), w, mode="sparse")
+    assert torch.allclose(h, x.double() @ w.detach())
+    (dw,) = torch.autograd.grad(h.sum(), w)
+    assert torch.allclose(dw, x.double().sum((0, 1))[:, None].expand(16, 6))
+
+
+def test_nonzero_scan_finds_every_spike():
+    for shape, density in (((16, 300, 200), 0.02), ((5, 40, 24), 0.2), ((3, 8, 7), 0.5)):
+        x = spikes_in(*shape, density, seed=5)
+        assert torch.equal(layers._nonzero_flat(x), x.reshape(-1).nonzero().squeeze(1))
+
+
+def test_dense_input_layer_is_bit_identical_to_the_reference_gemm():
+    """The dense layer pads W1 to a GEMM-friendly width; for 0/1 inputs each output is the
+    same in-order sum, so h equals ``x @ W1`` bit for bit (hidden spikes stay identical)."""
+    x = spikes_in(16, 100, 200, 0.22, seed=6)
+    w = (torch.rand(200, 30, generator=torch.Generator().manual_seed(0)) * 2 - 1) / math.sqrt(12)
+    h = layers.input_projection(x, w, mode="dense")
+    assert torch.equal(h, x @ w)
+
+
+def test_automatic_input_choice_follows_spike_density():
+    dense = make_dataset(8, StimulusConfig(dt_s=1e-3), generator=torch.Generator().manual_seed(0))
+    sparse = make_dataset(8, StimulusConfig(dt_s=1e-4), generator=torch.Generator().manual_seed(0))
+    assert layers.choose_input_mode(dense.spikes.float(), 30) == "dense"  # 22% of bins spike
+    assert layers.choose_input_mode(sparse.spikes.float(), 100) == "sparse"  # 2.25%
+    assert layers.choose_input_mode(sparse.spikes.float(), 100, "dense") == "dense"
+    layers.set_input_mode("dense")
+    try:
+        assert layers.choose_input_mode(sparse.spikes.float(), 100) == "dense"
+    finally:
+        layers.set_input_mode("auto")
+    with pytest.raises(ValueError, match="input mode"):
+        layers.set_input_mode("fast")
+
+
+# --------------------------------------------------------------------------------------
+# Closed-form readout and the deferred membrane trace
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["published", "immediate"])
+@pytest.mark.parametrize("T", [1, 2, 31, 32, 33, 250])
+def test_li_trace_and_mean_weights_match_the_loop(order, T):
+    alpha = math.exp(-1e-3 / 0.004)
+    i = torch.randn(3, T, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(T))
+    ref = SNN._li_loop(i, LIParameters(0.004, 1e-3), order)
+    trace = layers.li_trace(i.transpose(0, 1), alpha, order).transpose(0, 1)
+    assert torch.allclose(trace, ref, rtol=1e-12, atol=1e-12)
+    c = layers.li_mean_weights(T, alpha, order, dtype=torch.float64)
+    assert torch.allclose(torch.einsum("t,btk->bk", c, i), ref.mean(1), rtol=1e-12, atol=1e-12)
+
+
+def test_deferred_output_trace_behaves_like_a_plain_output():
+    cfg = config_from_dict({"preset": "tutorial"})
+    x = spikes_in(4, 100, 200, 0.2, seed=8)
+    m = SNN(cfg.model, 1e-3, generator=torch.Generator().manual_seed(0), backend="fused")
+    ref = SNN(cfg.model, 1e-3, generator=torch.Generator().manual_seed(0), backend="reference")
+    out, r = m(x), ref(x)
+    assert isinstance(out, SNNOutput) and len(out) == 3
+    readout, spikes, v = out  # unpacking resolves the deferred trace
+    assert v is out.output_v is out[2] and out[1:][1] is v
+    assert torch.allclose(v, r.output_v, atol=1e-6) and v.grad_fn is not None
+    assert set(out._asdict()) == {"readout", "hidden_spikes", "output_v"}
+    again = pickle.loads(pickle.dumps(out))
+    assert type(again) is SNNOutput and torch.equal(again.output_v, v)
+    with torch.no_grad():
+        assert m(x).output_v.grad_fn is None
+    assert "output_v=tensor" in repr(out)
+
+
+# --------------------------------------------------------------------------------------
+# CUDA: the same comparisons on the GPU, for every engine (skipped without a GPU)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA device")
+@pytest.mark.parametrize("engine", ["triton", "graph", "eager"])
+@pytest.mark.parametrize("seed", range(6))
+def test_cuda_engines_match_reference(monkeypatch, engine, seed):
+    if engine == "triton":
+        pytest.importorskip("triton")
+    monkeypatch.setenv("SPIKELOC_CUDA_ENGINE", engine)
+    rng = random.Random(1000 + seed)
+    cfg = random_config(rng)
+    x = spikes_in(4, rng.choice([50, 300]), cfg.n_inputs, 0.1, seed)
+    dtypes = (torch.float32,) if engine == "triton" else (torch.float32, torch.float64)
+    for dtype in dtypes:
+        assert_same(cfg, x, dtype, seed, device="cuda")
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA device")
+def test_cuda_default_engine_on_the_published_model():
+    cfg = config_from_dict({"preset": "tutorial"})
+    x = spikes_in(32, 100, 200, 0.2, seed=9)
+    assert_same(cfg.model, x, torch.float32, 0, device="cuda")
