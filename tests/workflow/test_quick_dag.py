@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 from pypdf import PdfReader
-from workflow_helpers import copy_repo, snakemake
+from workflow_helpers import BIN, copy_repo, run, snakemake
 
 from spikeloc.paper import MISSING_MARKER
 
@@ -88,3 +88,15 @@ def test_whole_quick_dag(tmp_path):
     with open(root / "src/spikeloc/models.py", "a") as fh:
         fh.write("\n# a change to the core\n")
     assert "train" in jobs_to_run(root)
+
+    # a notebook runs standalone from its parameters cell's defaults, from Jupyter's working
+    # directory (workflow/notebooks), once the runs it reads exist
+    nb_dir = root / "workflow" / "notebooks"
+    out_nb = tmp_path / "standalone.ipynb"
+    r = run(
+        [str(BIN / "papermill"), "tutorial_surrogate.ipynb", str(out_nb), "--kernel", "python3"],
+        nb_dir,
+    )
+    assert r.returncode == 0, r.stdout[-4000:]
+    standalone = json.loads((root / "results/variables/tutorial_surrogate.json").read_text())
+    assert standalone["variables"]["n_hidden"]["value"] == 30
