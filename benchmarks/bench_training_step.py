@@ -13,7 +13,8 @@ How it is measured (see benchmarks/README.md):
   every worker;
 * repetitions are **interleaved**: in each round every worker runs one step, in a rotating
   order; the reported time is the median over rounds (after warm-up steps);
-* ``peak_mem_mb`` is the worker's ``ru_maxrss`` (whole process: imports, inputs, steps);
+* ``peak_mem_mb`` is the worker's peak resident memory (``VmHWM``: whole process -- imports,
+  inputs, steps; ``ru_maxrss`` would include the driver's peak, inherited across fork/exec);
   ``first_step_s`` is the wall time from spawning the worker to the end of its first step;
 * torch threads = 2 in every worker. The spikeloc workers use the library's defaults (which
   apply ``spikeloc.performance.configure_runtime``: denormal flushing, malloc thresholds);
@@ -335,9 +336,21 @@ def worker_main(args) -> None:
                 cpu.append((time.process_time() - c) * 1e3)
             _send({"wall_ms": wall, "cpu_ms": cpu})
         elif cmd["op"] == "stop":
-            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            _send({"peak_mem_mb": rss_mb})
+            _send({"peak_mem_mb": _peak_rss_mb()})
             return
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process. ``VmHWM`` belongs to this process's own address
+    space; ``ru_maxrss`` would also carry the spawning driver's peak across fork + exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _send(obj) -> None:

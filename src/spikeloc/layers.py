@@ -33,6 +33,7 @@ weights, all readouts) are covered; ``supports(model)`` is True for every config
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import os
@@ -149,26 +150,45 @@ class _Consts:
         self.zero = c(0.0)
         # an operand that must be a tensor (fill kernel on CUDA: safe inside graph capture)
         self.neg_theta = torch.full((), -spec.threshold, dtype=like.dtype, device=like.device)
+        self.neg_beta_theta = torch.full(
+            (), -spec.beta * spec.threshold, dtype=like.dtype, device=like.device
+        )
 
 
-def _surrogate_grad_(x: torch.Tensor, spec: LIFSpec) -> torch.Tensor:
-    """The surrogate derivative at ``x``, computed in place in ``x`` (returns ``x``)."""
+def _surrogate_grad_(x: torch.Tensor, spec: LIFSpec, *, scaled: bool = False) -> torch.Tensor:
+    """The surrogate derivative at ``x``, computed in place in ``x`` (returns ``x``).
+    ``scaled``: ``x`` already holds ``beta * x`` (sigmoid surrogate only)."""
     if spec.surrogate == "sigmoid":
         # beta * sig(beta x) * (1 - sig(beta x))
-        x.mul_(spec.beta).sigmoid_()
+        if not scaled:
+            x.mul_(spec.beta)
+        x.sigmoid_()
         beta = x.new_full((), spec.beta)
         return torch.ops.aten.sigmoid_backward.grad_input(beta, x, grad_input=x)
     # SuperSpike: 1 / (beta |x| + 1)^2
     return x.abs_().mul_(spec.beta).add_(1.0).square_().reciprocal_()
 
 
-_BLOCK_BYTES = 64 << 20
+_BLOCK_BYTES = 2 << 20
+
+
+_torch_loops = contextvars.ContextVar("spikeloc_torch_loops", default=False)
+
+
+def _use_numpy(t: torch.Tensor) -> bool:
+    """Run a per-step loop as numpy ufuncs on views of ``t``'s buffers (CPU float32/float64;
+    not inside :class:`StaticLoop`, whose loops must be torch ops)."""
+    return (
+        t.device.type == "cpu"
+        and t.dtype in (torch.float32, torch.float64)
+        and not _torch_loops.get()
+    )
 
 
 def _block_steps(x: torch.Tensor) -> int:
-    """Time steps per block for the vectorised parts of the backward pass (~64 MB: one block
-    for the benchmark shapes). Few, large ops: each is one parallel region, and on a shared
-    2-core machine every region can wait a scheduler slice for its second thread."""
+    """Time steps per block for the vectorised parts of the backward pass: ~2 MB per buffer,
+    so a block's coefficients are still in cache when the loop reads them (T=1000, H=100:
+    57 ms instead of 67 ms for the whole adjoint on one core)."""
     per_step = max(1, x[0].numel() * x.element_size())
     return max(8, _BLOCK_BYTES // per_step)
 
@@ -198,7 +218,7 @@ def _forward_published_zero(h: torch.Tensor, spec: LIFSpec):
         U[1].copy_(h[0])  # u_1 = alpha * 0 + h_0
     if T <= 2:
         return M, (U, M)
-    if h.device.type == "cpu":
+    if _use_numpy(h):
         hn, Un, Mn = h.detach().numpy(), U.numpy(), M.numpy()
         v = np.empty_like(Un[0])
         alpha, theta = Un.dtype.type(spec.alpha), Un.dtype.type(spec.threshold)
@@ -372,7 +392,7 @@ def _backward_published_zero(G: torch.Tensor, saved, spec: LIFSpec) -> torch.Ten
     alpha = spec.alpha
     block = _block_steps(U)
     P = torch.empty((min(block, T - 2),) + U.shape[1:], dtype=U.dtype, device=U.device)
-    cpu = U.device.type == "cpu"
+    cpu = _use_numpy(U)
     if cpu:
         Ln = lam.numpy()
         tmp = np.empty_like(Ln[0])
@@ -385,8 +405,12 @@ def _backward_published_zero(G: torch.Tensor, saved, spec: LIFSpec) -> torch.Ten
         n = hi - lo + 1
         p = P[:n]
         # sigma'_t at v_t = u_t (1 - s_{t-1}), t = lo..hi
-        torch.addcmul(k.neg_theta, U[lo : hi + 1], M[lo - 1 : hi], out=p)
-        _surrogate_grad_(p, spec)
+        if spec.surrogate == "sigmoid":  # beta (v_t - theta) in one pass
+            torch.addcmul(k.neg_beta_theta, U[lo : hi + 1], M[lo - 1 : hi], value=spec.beta, out=p)
+            _surrogate_grad_(p, spec, scaled=True)
+        else:
+            torch.addcmul(k.neg_theta, U[lo : hi + 1], M[lo - 1 : hi], out=p)
+            _surrogate_grad_(p, spec)
         torch.mul(G[lo + 1 : hi + 2], p, out=lam[lo : hi + 1])  # g_{t+1} sigma'_t
         n2 = min(hi, T - 3) - lo + 1  # u_{t+2} exists for t <= T-3
         if coupled and n2 > 0:
@@ -641,7 +665,11 @@ def _run_forward(h: torch.Tensor, spec: LIFSpec, engine: str):
     fn = _forward_loop(spec)
     if engine == "graph":
         h = h.contiguous()
-        out = _static_loop("fwd", spec, lambda x: _flat(fn(x, spec)), [h])(h)
+        token = _torch_loops.set(True)
+        try:
+            out = _static_loop("fwd", spec, lambda x: _flat(fn(x, spec)), [h])(h)
+        finally:
+            _torch_loops.reset(token)
         rec, saved = out[0], tuple(out[1:])
     else:
         rec, saved = fn(h, spec)
@@ -659,8 +687,12 @@ def _run_backward(G: torch.Tensor, saved: tuple, spec: LIFSpec, engine: str) -> 
     fn = _backward_loop(spec)
     if engine == "graph":
         G = G.contiguous()
-        loop = _static_loop("bwd", spec, lambda g, *s: (fn(g, s, spec),), [G, *saved])
-        return loop(G, *saved)[0]
+        token = _torch_loops.set(True)
+        try:
+            loop = _static_loop("bwd", spec, lambda g, *s: (fn(g, s, spec),), [G, *saved])
+            return loop(G, *saved)[0]
+        finally:
+            _torch_loops.reset(token)
     return fn(G, saved, spec)
 
 
@@ -738,31 +770,29 @@ def choose_input_mode(x: torch.Tensor, n_hidden: int, mode: str | None = None) -
     return "sparse" if density <= SPARSE_MAX_DENSITY else "dense"
 
 
-_POP8 = torch.tensor([bin(c).count("1") for c in range(256)], dtype=torch.int64)
-_BITS8 = torch.tensor(
+_POP8 = np.array([bin(c).count("1") for c in range(256)], dtype=np.intp)
+_BITS8 = np.array(
     [[j for j in range(8) if c >> j & 1] + [0] * (8 - bin(c).count("1")) for c in range(256)],
-    dtype=torch.int64,
+    dtype=np.intp,
 ).reshape(-1)
-_GATHER_BITS = 0x0102040810204080  # (word * this) >> 56 packs the low bit of 8 bytes
 
 
 def _nonzero_flat(x: torch.Tensor) -> torch.Tensor:
-    """Flat indices of the non-zero entries of ``x``, ascending (a CPU tensor)."""
+    """Flat indices of the non-zero entries of ``x``, ascending."""
     xb = x.reshape(-1).bool()
-    n = xb.numel()
-    if n % 8 or n < 4096:
+    if xb.device.type != "cpu" or xb.numel() < 4096:
         return xb.nonzero().squeeze(1)
-    # scan 8 flags at a time (one int64 word), then decode only the words that hold a spike
-    words = xb.view(torch.uint8).view(torch.int64)
-    hit = words.nonzero().squeeze(1)
-    code = ((words.index_select(0, hit) * _GATHER_BITS) >> 56) & 255  # bit j: byte j non-zero
-    count = _POP8.index_select(0, code)
-    end = torch.cumsum(count, 0)
-    total = int(end[-1]) if end.numel() else 0
-    which = torch.repeat_interleave(torch.arange(hit.numel()), count, output_size=total)
-    rank = torch.arange(total) - (end - count).index_select(0, which)
-    bit = _BITS8.index_select(0, (code.index_select(0, which) << 3) + rank)
-    return (hit.index_select(0, which) << 3) + bit
+    # pack 8 flags per byte (SIMD), find the non-zero bytes, decode each byte with tables:
+    # ~2x faster than a nonzero scan over every element
+    packed = np.packbits(xb.numpy(), bitorder="little")
+    hit = np.flatnonzero(packed != 0)
+    code = packed[hit].astype(np.intp)
+    count = _POP8[code]
+    end = np.cumsum(count)
+    which = np.repeat(np.arange(hit.size), count)
+    rank = np.arange(end[-1] if end.size else 0) - (end - count)[which]
+    bit = _BITS8[(code[which] << 3) + rank]
+    return torch.from_numpy((hit[which] << 3) + bit).to(torch.int64)
 
 
 def sparse_plan(x: torch.Tensor) -> SparsePlan:
