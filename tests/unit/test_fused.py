@@ -290,7 +290,8 @@ def test_sparse_input_layer_handles_non_binary_values():
 def test_nonzero_scan_finds_every_spike():
     for shape, density in (((16, 300, 200), 0.02), ((5, 40, 24), 0.2), ((3, 8, 7), 0.5)):
         x = spikes_in(*shape, density, seed=5)
-        assert torch.equal(layers._nonzero_flat(x), x.reshape(-1).nonzero().squeeze(1))
+        found = torch.from_numpy(layers._nonzero_flat(x))
+        assert torch.equal(found, x.reshape(-1).nonzero().squeeze(1))
 
 
 def test_dense_input_layer_is_bit_identical_to_the_reference_gemm():
