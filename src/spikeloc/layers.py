@@ -746,15 +746,17 @@ def lif_sequence(h_tm: torch.Tensor, spec: LIFSpec, *, engine: str | None = None
 
 @dataclass
 class SparsePlan:
-    """Where the input spikes are: one entry per spike, in ascending (batch, t, input) order.
-    The index arithmetic runs in numpy int32 (division by a constant is ~10x faster there)."""
+    """Where the input spikes are: one entry per spike, grouped in time-major (t, batch) bags
+    with ascending inputs inside a bag. The index arithmetic runs in numpy int32 (division by
+    a constant is ~10x faster there than in torch)."""
 
     inputs: torch.Tensor  # input index of each spike (int64, for embedding_bag)
-    offsets: torch.Tensor  # start of each (batch, t) bag in ``inputs``, length batch*T
-    values: torch.Tensor | None  # spike values when they are not all 1
-    shape: tuple[int, int, int]
-    bags_np: np.ndarray  # (batch, t) bag of each spike, b * T + t
-    inputs_np: np.ndarray
+    offsets: torch.Tensor  # start of each (t, batch) bag in ``inputs``, length T*batch
+    values: torch.Tensor | None  # spike values when they are not all 1 (same order)
+    shape: tuple[int, int, int]  # (batch, T, n_in)
+    rows_np: np.ndarray  # time-major bag t * batch + b of each spike, in (b, t, input) order
+    inputs_np: np.ndarray  # input of each spike, same order
+    values_bt: torch.Tensor | None  # values in that order
 
 
 def set_input_mode(mode: str) -> None:
@@ -798,22 +800,31 @@ def sparse_plan(x: torch.Tensor) -> SparsePlan:
     B, T, n_in = x.shape
     device = x.device
     x = x.detach().to("cpu").contiguous()
-    flat = _nonzero_flat(x)
+    flat = _nonzero_flat(x)  # ascending (b, t, input)
     values = x.reshape(-1).index_select(0, torch.from_numpy(flat))
     if bool((values == 1).all()):
         values = None
     idx = flat.astype(np.int32) if x.numel() < 2**31 else flat
-    bags = idx // n_in  # b * T + t
-    inputs = idx - bags * n_in
-    counts = np.bincount(bags, minlength=B * T)
-    offsets = np.cumsum(counts) - counts
-
-    def dev(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a.astype(np.int64)).to(device)
-
+    bag_bt = idx // n_in  # b * T + t
+    inputs = idx - bag_bt * n_in
+    b = bag_bt // T
+    rows = (bag_bt - b * T) * B + b  # t * B + b
+    # regroup the (b, t) bags in time-major order: a counting permutation, no sort
+    counts_bt = np.bincount(bag_bt, minlength=B * T)
+    counts_tm = counts_bt.reshape(B, T).T.reshape(-1)
+    start_tm = np.cumsum(counts_tm) - counts_tm
+    shift = start_tm.reshape(T, B).T.reshape(-1) - (np.cumsum(counts_bt) - counts_bt)
+    pos = np.arange(idx.size, dtype=shift.dtype) + shift[bag_bt]
+    inputs_tm = np.empty(idx.size, dtype=np.int64)
+    inputs_tm[pos] = inputs
+    values_tm = None
     if values is not None:
-        values = values.to(device)
-    return SparsePlan(dev(inputs), dev(offsets), values, (B, T, n_in), bags, inputs)
+        values_tm = torch.empty_like(values)
+        values_tm[torch.from_numpy(pos.astype(np.int64))] = values
+        values_tm = values_tm.to(device)
+    offsets = torch.from_numpy(start_tm.astype(np.int64)).to(device)
+    inputs_t = torch.from_numpy(inputs_tm).to(device)
+    return SparsePlan(inputs_t, offsets, values_tm, (B, T, n_in), rows, inputs, values)
 
 
 def _dw1_plan(plan: SparsePlan, row_bytes: int):
@@ -824,20 +835,16 @@ def _dw1_plan(plan: SparsePlan, row_bytes: int):
     B, T, n_in = plan.shape
     steps = max(1, (256 << 10) // max(1, B * row_bytes))
     n_blocks = -(-T // steps)
-    b = plan.bags_np // T
-    t = plan.bags_np - b * T
-    rows = t * B + b
-    key = (t // steps) * n_in + plan.inputs_np
+    rows = plan.rows_np
+    key = (rows // (steps * B)) * n_in + plan.inputs_np
     key_t = torch.from_numpy(key.astype(np.int16 if n_blocks * n_in < 2**15 else np.int32))
     order = torch.argsort(key_t, stable=True)
     counts = np.bincount(key, minlength=n_blocks * n_in)
     offsets = torch.from_numpy((np.cumsum(counts) - counts).astype(np.int64))
     rows_sorted = torch.from_numpy(rows.astype(np.int64)).index_select(0, order)
-    values = (
-        plan.values.index_select(0, order.to(plan.values.device))
-        if plan.values is not None
-        else None
-    )
+    values = None
+    if plan.values_bt is not None:
+        values = plan.values_bt.index_select(0, order).to(plan.inputs.device)
     dev = plan.inputs.device
     return rows_sorted.to(dev), offsets.to(dev), values, n_blocks
 
@@ -864,22 +871,25 @@ def _dense_matmul(x2d: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 class InputProjection(torch.autograd.Function):
-    """``h = x @ W1`` for input spikes ``x`` (batch, T, n_in) -> (batch, T, n_hidden).
+    """``h = x @ W1`` for input spikes ``x`` (batch, T, n_in), returned time-major
+    (T, batch, n_hidden) -- the layout the recurrence reads.
 
-    Dense: the same GEMM as the reference (identical rounding). Sparse: ``F.embedding_bag``
-    over the spike indices; ``dW1 = X^T G`` as an ``embedding_bag`` of gradient rows grouped by
-    input (a radix-sorted index list), no dense GEMM. The gradient ``G`` may arrive time-major.
+    Dense: the reference GEMM on a padded W1 (identical sums for 0/1 inputs), ``dW1 = (G^T X)^T``.
+    Sparse: ``F.embedding_bag`` over the spike indices in time-major bags (so ``h`` comes out
+    time-major and contiguous); ``dW1 = X^T G`` as an ``embedding_bag`` of gradient rows (see
+    :func:`_dw1_plan`), no dense GEMM.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor, plan: SparsePlan | None):  # type: ignore[override]
         B, T, n_in = x.shape
+        H = w.shape[1]
         if plan is None:
-            h = _dense_matmul(x.reshape(B * T, n_in), w).view(B, T, -1)[..., : w.shape[1]]
+            h = _dense_matmul(x.reshape(B * T, n_in), w).view(B, T, -1)[..., :H].transpose(0, 1)
         else:
             h = F.embedding_bag(
                 plan.inputs, w, plan.offsets, mode="sum", per_sample_weights=plan.values
-            ).view(B, T, w.shape[1])
+            ).view(T, B, H)
         ctx.plan = plan
         ctx.save_for_backward(x, w)
         return h
@@ -893,24 +903,23 @@ class InputProjection(torch.autograd.Function):
         H = w.shape[1]
         dx = dw = None
         if ctx.needs_input_grad[1]:
-            g_tm = g.transpose(0, 1)
             if plan is not None:
-                g_rows = g_tm.contiguous().view(T * B, H)
+                g_rows = g.contiguous().view(T * B, H)  # time-major rows t * B + b
                 rows, offsets, values, n_blocks = _dw1_plan(plan, H * g.element_size())
                 partial = F.embedding_bag(
                     rows, g_rows, offsets, mode="sum", per_sample_weights=values
                 )
                 dw = partial.view(n_blocks, n_in, H).sum(0)
             else:  # dW1 = (G^T X)^T: the fastest orientation at every width measured
-                g_bt = g.contiguous().view(B * T, H)
+                g_bt = g.transpose(0, 1).contiguous().view(B * T, H)
                 dw = torch.mm(g_bt.t(), x.reshape(B * T, n_in)).t().contiguous()
         if ctx.needs_input_grad[0]:
-            dx = torch.matmul(g, w.t())
+            dx = torch.matmul(g.transpose(0, 1), w.t())
         return dx, dw, None
 
 
 def input_projection(x: torch.Tensor, w: torch.Tensor, *, mode: str | None = None) -> torch.Tensor:
-    """``x @ w`` for input spikes ``x`` (batch, T, n_in) -> (batch, T, n_hidden)."""
+    """``x @ w`` for input spikes ``x`` (batch, T, n_in), time-major: (T, batch, n_hidden)."""
     chosen = choose_input_mode(x, w.shape[1], mode)
     plan = sparse_plan(x.detach()) if chosen == "sparse" else None
     return InputProjection.apply(x, w, plan)
@@ -1061,8 +1070,8 @@ def fused_forward(
     cfg = model.cfg
     B, T, _ = x.shape
     hp = model.hidden_params
-    h = input_projection(x, w1)  # (batch, T, n_hidden)
-    spikes_tm = lif_sequence(h.transpose(0, 1), LIFSpec.from_params(hp))  # (T, batch, n_hidden)
+    h_tm = input_projection(x, w1)  # (T, batch, n_hidden)
+    spikes_tm = lif_sequence(h_tm, LIFSpec.from_params(hp))  # (T, batch, n_hidden)
     spikes = spikes_tm.transpose(0, 1)
     mask = model.dropout_mask(spikes.shape, spikes, dropout_generator)
     s_tm = spikes_tm * mask.transpose(0, 1) if mask is not None else spikes_tm

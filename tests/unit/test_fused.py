@@ -264,7 +264,7 @@ def test_sparse_input_layer_matches_dense(shape, density):
         for mode in ("dense", "sparse"):
             xx = x.to(dtype).requires_grad_()
             ww = w.clone().requires_grad_()
-            h = layers.input_projection(xx, ww, mode=mode)
+            h = layers.input_projection(xx, ww, mode=mode).transpose(0, 1)
             out[mode] = (h, *torch.autograd.grad(h, (xx, ww), grad))
         for a, b in zip(out["sparse"], out["dense"], strict=True):
             assert torch.allclose(a, b, rtol=tol, atol=tol)
@@ -281,7 +281,7 @@ def test_sparse_input_layer_handles_non_binary_values():
     w = torch.randn(16, 6, dtype=torch.float64, requires_grad=True)
     plan = layers.sparse_plan(x.double())
     assert plan.values is not None
-    h = layers.input_projection(x.double(), w, mode="sparse")
+    h = layers.input_projection(x.double(), w, mode="sparse").transpose(0, 1)
     assert torch.allclose(h, x.double() @ w.detach())
     (dw,) = torch.autograd.grad(h.sum(), w)
     assert torch.allclose(dw, x.double().sum((0, 1))[:, None].expand(16, 6))
@@ -299,7 +299,7 @@ def test_dense_input_layer_is_bit_identical_to_the_reference_gemm():
     same in-order sum, so h equals ``x @ W1`` bit for bit (hidden spikes stay identical)."""
     x = spikes_in(16, 100, 200, 0.22, seed=6)
     w = (torch.rand(200, 30, generator=torch.Generator().manual_seed(0)) * 2 - 1) / math.sqrt(12)
-    h = layers.input_projection(x, w, mode="dense")
+    h = layers.input_projection(x, w, mode="dense").transpose(0, 1)
     assert torch.equal(h, x @ w)
 
 
