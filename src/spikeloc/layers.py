@@ -201,6 +201,11 @@ def _block_steps(x: torch.Tensor) -> int:
     return max(8, _BLOCK_BYTES // per_step)
 
 
+def _new(like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised contiguous buffer shaped like ``like`` (whatever its strides)."""
+    return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+
+
 # ======================================================================================
 # Forward loops (time-major buffers, no autograd). Each writes into preallocated buffers so
 # the same function can be captured into a CUDA graph. Rounding follows the reference step.
@@ -217,8 +222,8 @@ def _forward_published_zero(h: torch.Tensor, spec: LIFSpec):
     elsewhere torch ops (capturable in a CUDA graph).
     """
     T = h.shape[0]
-    U = torch.empty_like(h, memory_format=torch.contiguous_format)
-    M = torch.empty_like(U)
+    U = _new(h)
+    M = _new(h)
     U[0].zero_()
     M[0].fill_(1.0)
     if T > 1:
@@ -255,8 +260,8 @@ def _forward_published_subtract(h: torch.Tensor, spec: LIFSpec):
     """``s_{t+1} = H(v_t - theta)``, ``v_{t+1} = alpha v_t + h_t - theta s_t``; stores V, S."""
     T = h.shape[0]
     k = _Consts(spec, h)
-    V = torch.empty_like(h)
-    S = torch.empty_like(h)
+    V = _new(h)
+    S = _new(h)
     hs, Vs, Ss = h.unbind(0), V.unbind(0), S.unbind(0)
     Vs[0].zero_()
     Ss[0].zero_()
@@ -273,8 +278,8 @@ def _forward_immediate_zero(h: torch.Tensor, spec: LIFSpec):
     """``u_t = alpha v_{t-1} + h_t``, ``s_t = H(u_t - theta)``, ``v_t = u_t (1 - s_t)``; U, M."""
     T = h.shape[0]
     k = _Consts(spec, h)
-    U = torch.empty_like(h)
-    M = torch.empty_like(h)
+    U = _new(h)
+    M = _new(h)
     hs, Us, Ms = h.unbind(0), U.unbind(0), M.unbind(0)
     Us[0].copy_(hs[0])
     torch.le(Us[0], k.theta, out=Ms[0])
@@ -289,9 +294,9 @@ def _forward_immediate_subtract(h: torch.Tensor, spec: LIFSpec):
     """``u_t = alpha v_{t-1} + h_t``, ``s_t = H(u_t - theta)``, ``v_t = u_t - theta s_t``; U, S."""
     T = h.shape[0]
     k = _Consts(spec, h)
-    U = torch.empty_like(h)
-    S = torch.empty_like(h)
-    v = torch.zeros_like(h[0])
+    U = _new(h)
+    S = _new(h)
+    v = _new(h[0]).zero_()
     hs, Us, Ss = h.unbind(0), U.unbind(0), S.unbind(0)
     theta_f = spec.threshold
     for t in range(T):
@@ -307,13 +312,13 @@ def _forward_adaptive(h: torch.Tensor, spec: LIFSpec):
     order, either reset). Stores X (the surrogate argument), S and, when backward needs it, U."""
     T = h.shape[0]
     k = _Consts(spec, h)
-    X = torch.empty_like(h)
-    S = torch.empty_like(h)
-    U = torch.empty_like(h) if spec.needs_u else None
-    v = torch.zeros_like(h[0])
-    a = torch.zeros_like(h[0])
-    thr = torch.empty_like(h[0])
-    u_scratch = torch.empty_like(h[0])
+    X = _new(h)
+    S = _new(h)
+    U = _new(h) if spec.needs_u else None
+    v = _new(h[0]).zero_()
+    a = _new(h[0]).zero_()
+    thr = _new(h[0])
+    u_scratch = _new(h[0])
     hs, Xs, Ss = h.unbind(0), X.unbind(0), S.unbind(0)
     Us = U.unbind(0) if U is not None else None
     theta_f, beta_a, rho = spec.threshold, spec.adaptive_beta, spec.rho
