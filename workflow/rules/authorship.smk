@@ -27,6 +27,8 @@ rule contributors_check:
         ok="results/authorship/check.ok",
     log:
         "logs/contributors_check/check.log",
+    conda:
+        CONDA_ENV
     localrule: True
     shell:
         "spikeloc contributors check --contributors contributors --analyses workflow/analyses"
@@ -47,6 +49,8 @@ rule authorship:
         citation="CITATION.cff",
     log:
         "logs/authorship/build.log",
+    conda:
+        CONDA_ENV
     localrule: True
     params:
         out=lambda wildcards, output: str(_AuthorshipPath(output.authors).parent),
