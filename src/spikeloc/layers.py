@@ -232,7 +232,9 @@ def _forward_published_zero(h: torch.Tensor, spec: LIFSpec):
     if T <= 2:
         return M, (U, M)
     if _use_numpy(h):
-        hn, Un, Mn = h.detach().numpy(), U.numpy(), M.numpy()
+        # a contiguous copy of strided currents (the dense layer's padded GEMM output) is
+        # cheaper than numpy iterating short rows every step
+        hn, Un, Mn = h.detach().contiguous().numpy(), U.numpy(), M.numpy()
         v = np.empty_like(Un[0])
         alpha, theta = Un.dtype.type(spec.alpha), Un.dtype.type(spec.threshold)
         hs, Us, Ms = list(hn), list(Un), list(Mn)
