@@ -8,7 +8,6 @@ Gaussian and Ricker fits, the printed mean-profile Ricker fit and the fig03 titl
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,8 @@ from spikeloc import analysis as an
 from spikeloc import plots
 from spikeloc.stimuli import StimulusConfig, make_dataset
 
-WEIGHTS = Path(
-    os.environ.get(
-        "SPIKELOC_PUBLISHED_WEIGHTS", "/work/shared/data/published-basic-model/weights.npz"
-    )
-)
+# the copy vendored in the repository (data/published-basic-model/, with its provenance note)
+WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "published-basic-model" / "weights.npz"
 PUBLISHED_SEED = 32844534
 
 needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason="published weights not available")
