@@ -33,7 +33,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=100, help="epochs to train (paper: 100)")
     p.add_argument("--backend", default="auto", choices=["auto", "fused", "reference"])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-vCPU machine two OpenMP threads can be "
+        "10x slower for this small model, see README.md)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(REPO / "benchmarks/results/paper_scale.json"))
     args = p.parse_args(argv)
