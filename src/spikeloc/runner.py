@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
@@ -19,7 +20,12 @@ from spikeloc.performance import configure_runtime
 from spikeloc.stimuli import make_dataset
 from spikeloc.training import resolve_device, seeded_generator, train_run
 
-__all__ = ["configure_train_parser", "configure_evaluate_parser", "load_trained_model"]
+__all__ = [
+    "configure_train_parser",
+    "configure_evaluate_parser",
+    "load_trained_model",
+    "load_run",
+]
 
 
 def _setup_logging() -> None:
@@ -115,6 +121,27 @@ def load_trained_model(
         raise WeightsError(weights, missing[0], "missing (the model uses Dale's-law signs)")
     model.load_state_dict({k: state[k] for k in own})
     return model.to(resolve_device(device)), cfg
+
+
+def load_run(run_dir: str | Path):
+    """A finished training run: ``(model, run_config, metrics, history)``.
+
+    ``history`` is the rows of ``history.csv`` (dicts of strings). A missing run names the
+    snakemake target that builds it.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.pt").is_file():
+        raise WeightsError(
+            run_dir / "model.pt",
+            "<file>",
+            f"no such file; train the run first: `snakemake {run_dir}/model.pt` "
+            "(add `--configfile config/quick.yaml` for a quick one)",
+        )
+    model, cfg = load_trained_model(run_dir / "model.pt")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with open(run_dir / "history.csv", newline="") as fh:
+        history = list(csv.DictReader(fh))
+    return model, cfg, metrics, history
 
 
 def configure_evaluate_parser(p: argparse.ArgumentParser) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "resolve_device",
     "seeded_generator",
     "make_datasets",
+    "make_test_set",
     "regulariser_loss",
     "loss_fn",
     "TrainResult",
@@ -86,6 +87,29 @@ def resolve_device(requested: str) -> torch.device:
     raise ConfigError(None, "device", f"must be auto, cpu or cuda, got {requested!r}")
 
 
+def _storage_dtype(device: torch.device) -> torch.dtype:
+    # 0/1 spikes are kept as bool on the CPU (4x less memory) and converted per batch
+    return torch.bool if device.type == "cpu" else torch.float32
+
+
+def make_test_set(
+    cfg: RunConfig, n: int | None = None, device: torch.device | str = "cpu"
+) -> SpikeDataset:
+    """The test set of a run, regenerated from its seed (``n=None``: the run's own size).
+
+    The same set :func:`make_datasets` evaluates on, so an analysis can recompute a run's
+    test numbers exactly. With ``training.legacy_numpy_seed`` it is the notebook's numpy
+    stream, reseeded (the published quirk: its IPDs equal the first training IPDs).
+    """
+    device = torch.device(device)
+    n = n or cfg.training.n_test
+    kw = {"device": device, "dtype": _storage_dtype(device)}
+    seed = cfg.training.legacy_numpy_seed
+    if seed is not None:
+        return make_dataset(n, cfg.stimulus, legacy_numpy_seed=seed, **kw)
+    return make_dataset(n, cfg.stimulus, generator=seeded_generator(cfg.seed, "test"), **kw)
+
+
 def make_datasets(cfg: RunConfig, device: torch.device) -> dict[str, SpikeDataset | None]:
     """Training, validation and test sets of a run (each from its own seeded stream).
 
@@ -93,24 +117,19 @@ def make_datasets(cfg: RunConfig, device: torch.device) -> dict[str, SpikeDatase
     numpy stream (both reseeded: the test IPDs equal the first training IPDs, as published).
     """
     tr = cfg.training
-    storage = torch.bool if device.type == "cpu" else torch.float32
-    kw = {"device": device, "dtype": storage}
+    kw = {"device": device, "dtype": _storage_dtype(device)}
     if tr.legacy_numpy_seed is not None:
         train = make_dataset(tr.n_train, cfg.stimulus, legacy_numpy_seed=tr.legacy_numpy_seed, **kw)
-        test = make_dataset(tr.n_test, cfg.stimulus, legacy_numpy_seed=tr.legacy_numpy_seed, **kw)
     else:
         train = make_dataset(
             tr.n_train, cfg.stimulus, generator=seeded_generator(cfg.seed, "data"), **kw
-        )
-        test = make_dataset(
-            tr.n_test, cfg.stimulus, generator=seeded_generator(cfg.seed, "test"), **kw
         )
     val = None
     if tr.n_val > 0:
         val = make_dataset(
             tr.n_val, cfg.stimulus, generator=seeded_generator(cfg.seed, "val"), **kw
         )
-    return {"train": train, "val": val, "test": test}
+    return {"train": train, "val": val, "test": make_test_set(cfg, device=device)}
 
 
 def regulariser_loss(
@@ -255,7 +274,7 @@ def train(
                 cfg.stimulus,
                 generator=g_data,
                 device=device,
-                dtype=torch.bool if device.type == "cpu" else torch.float32,
+                dtype=_storage_dtype(device),
             )
         model.train()
         loss_sum, correct, n = 0.0, 0, 0
