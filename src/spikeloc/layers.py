@@ -11,16 +11,23 @@ the equations in :mod:`spikeloc.neurons`); only the way they are computed differ
   of steps at a time, leaving two multiply-adds per step (:func:`_backward_published_zero`
   derives it). The forward loop reproduces the reference rounding step for step
   (``(alpha * v + h) * (1 - s)``: multiply, add, exact 0/1 mask), so hidden spikes are
-  bit-identical to the reference whenever the input currents are. On the CPU the per-step loops
-  of the published neuron run as numpy ufuncs on views of the same buffers (same IEEE
-  arithmetic, a third of torch's per-call cost).
+  bit-identical to the reference whenever the input currents are.
+* **CPU engines.** ``numba`` (the default when numba is installed): the forward loop and the
+  adjoint run as compiled kernels over all time steps (:mod:`spikeloc.cpu_kernels`, one
+  specialised kernel per option combination, cached on disk), with the surrogate derivative
+  evaluated by torch over all steps at once. ``eager`` (``SPIKELOC_CPU_ENGINE=eager``): the
+  per-step loops below, as torch ops or, for the published neuron, numpy ufuncs on views of the
+  same buffers (same IEEE arithmetic, a third of torch's per-call cost).
 * **Closed-form readout.** For ``mean_membrane``/``regression`` the time-mean of the leaky
   integrator is a fixed weighted sum over time, ``mean_t out_t = sum_k c_k I_k`` with
   ``I = spikes @ W2`` (:func:`li_mean_weights`), so the readout is ``(c @ spikes) @ W2`` -- no
   output time loop. The membrane trace ``output_v`` is computed when first read
   (:class:`FusedSNNOutput`), in blocks by :func:`li_trace` (block-Toeplitz, no per-step loop).
-* **Input layer.** Dense: the reference GEMM with W1 zero-padded to a GEMM-friendly width (same
-  in-order sums for 0/1 inputs, so bit-identical ``h``); ``dW1 = (G^T X)^T``. Sparse, when few
+* **Input layer.** Dense (:class:`DenseInput`): the reference GEMM on the input converted and
+  transposed to time-major order in one copy, with W1 zero-padded to a GEMM-friendly width (same
+  in-order sums for 0/1 inputs, so bit-identical ``h``); the padded units get zero current, never
+  spike and are sliced off after the recurrence; ``dW1 = (G^T X)^T`` on the time-major rows, so
+  no transposing copies. Sparse, when few
   inputs spike (dt = 0.1 ms: ~2% of bins): ``F.embedding_bag`` over the spike indices and ``dW1``
   a second ``embedding_bag`` over the gradient rows (:class:`InputProjection`). The choice is
   made per call from the spike density (:data:`SPARSE_MAX_DENSITY`); the sparse sums differ from
@@ -54,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spikeloc import cpu_kernels
 from spikeloc.models import SNNOutput
 from spikeloc.neurons import LIFParameters
 from spikeloc.performance import configure_runtime
@@ -656,6 +664,16 @@ def _cuda_engine(h: torch.Tensor, spec: LIFSpec) -> str:
     return "graph"
 
 
+def _cpu_engine(h: torch.Tensor) -> str:
+    """``numba`` | ``eager`` on the CPU (``SPIKELOC_CPU_ENGINE`` overrides)."""
+    forced = os.environ.get("SPIKELOC_CPU_ENGINE")
+    if forced in ("numba", "eager"):
+        return forced
+    if h.dtype in (torch.float32, torch.float64) and cpu_kernels.available():
+        return "numba"
+    return "eager"
+
+
 def _static_loop(kind: str, spec: LIFSpec, fn: Callable, inputs: Sequence[torch.Tensor]):
     """The cached :class:`StaticLoop` for this loop, spec and input shapes."""
     key = (kind, spec, tuple((t.shape, t.dtype, t.stride()) for t in inputs), inputs[0].device)
@@ -671,9 +689,36 @@ def _static_loop(kind: str, spec: LIFSpec, fn: Callable, inputs: Sequence[torch.
     return loop
 
 
+def _numba_forward(h: torch.Tensor, spec: LIFSpec):
+    """The compiled CPU kernel (:func:`spikeloc.cpu_kernels.lif_forward`) on time-major ``h``
+    (T, batch, n); returns the spikes and (X, S[, U]), all time-major and contiguous."""
+    hc = h.detach().contiguous()
+    S, X, U = cpu_kernels.lif_forward(hc.numpy().reshape(hc.shape[0], -1), spec)
+    saved = [torch.from_numpy(a).view(hc.shape) for a in (X, S) + ((U,) if U is not None else ())]
+    return saved[1], tuple(saved)
+
+
+def _numba_backward(G: torch.Tensor, saved: tuple, spec: LIFSpec) -> torch.Tensor:
+    X, S = saved[0], saved[1]
+    U = saved[2] if len(saved) > 2 else None
+    T = X.shape[0]
+    SG = _surrogate_grad_(X.clone(), spec)  # sigma'(X), vectorised over all steps
+
+    def flat(t: torch.Tensor) -> np.ndarray:
+        return t.numpy().reshape(T, -1)
+
+    dh = cpu_kernels.lif_backward(
+        flat(G.contiguous()), flat(SG), flat(S), flat(U) if U is not None else None, spec
+    )
+    return torch.from_numpy(dh).view(X.shape)
+
+
 def _run_forward(h: torch.Tensor, spec: LIFSpec, engine: str):
     """``(record, complemented, saved)``: the time-major spike record (``1 - s`` when
     ``complemented``) and the tensors backward needs."""
+    if engine == "numba":
+        rec, saved = _numba_forward(h, spec)
+        return rec, False, saved
     if engine == "triton":
         rec, saved = _triton_forward(h.contiguous(), spec)
         return rec, False, saved
@@ -697,6 +742,8 @@ def _flat(result) -> tuple:
 
 
 def _run_backward(G: torch.Tensor, saved: tuple, spec: LIFSpec, engine: str) -> torch.Tensor:
+    if engine == "numba":
+        return _numba_backward(G, saved, spec)
     if engine == "triton":
         return _triton_backward(G, saved, spec)
     fn = _backward_loop(spec)
@@ -739,10 +786,12 @@ class LIFSequence(torch.autograd.Function):
 def lif_sequence(h_tm: torch.Tensor, spec: LIFSpec, *, engine: str | None = None) -> torch.Tensor:
     """Time-major spikes (T, batch, n) of a LIF layer driven by currents ``h_tm`` (T, batch, n).
 
-    ``engine``: ``None`` picks ``eager`` on the CPU and ``triton``/``graph`` on CUDA.
+    ``engine``: ``None`` picks ``numba`` (compiled kernels) on the CPU when numba is available,
+    else ``eager``, and ``triton``/``graph`` on CUDA. ``SPIKELOC_CPU_ENGINE=eager`` forces the
+    torch/numpy loops on the CPU.
     """
     if engine is None:
-        engine = _cuda_engine(h_tm, spec) if h_tm.device.type == "cuda" else "eager"
+        engine = _cuda_engine(h_tm, spec) if h_tm.device.type == "cuda" else _cpu_engine(h_tm)
     return LIFSequence.apply(h_tm, spec, engine)
 
 
@@ -863,40 +912,22 @@ def _padded_width(n: int) -> int:
     return n if n % 16 == 0 else n + 16 - n % 16
 
 
-def _dense_matmul(x2d: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``x2d @ w`` with ``w`` zero-padded to :func:`_padded_width` columns (the extra columns
-    are returned too; callers slice them off). The padding is a fixed rule, so results never
-    depend on timings; for 0/1 inputs each output is the same in-order sum of weights as the
-    unpadded GEMM (checked bit for bit in the tests)."""
-    n = w.shape[1]
-    Hp = _padded_width(n)
-    if Hp != n and x2d.device.type == "cpu":
-        wp = w.new_zeros((w.shape[0], Hp))
-        wp[:, :n] = w
-        return torch.mm(x2d, wp)
-    return torch.mm(x2d, w)
-
-
 class InputProjection(torch.autograd.Function):
-    """``h = x @ W1`` for input spikes ``x`` (batch, T, n_in), returned time-major
-    (T, batch, n_hidden) -- the layout the recurrence reads.
+    """The sparse input layer: ``h = x @ W1`` for input spikes ``x`` (batch, T, n_in), returned
+    time-major (T, batch, n_hidden) -- the layout the recurrence reads.
 
-    Dense: the reference GEMM on a padded W1 (identical sums for 0/1 inputs), ``dW1 = (G^T X)^T``.
-    Sparse: ``F.embedding_bag`` over the spike indices in time-major bags (so ``h`` comes out
+    ``F.embedding_bag`` over the spike indices in time-major bags (so ``h`` comes out
     time-major and contiguous); ``dW1 = X^T G`` as an ``embedding_bag`` of gradient rows (see
-    :func:`_dw1_plan`), no dense GEMM.
+    :func:`_dw1_plan`), no dense GEMM. (The dense layer is :class:`DenseInput`.)
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, plan: SparsePlan | None):  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, plan: SparsePlan):  # type: ignore[override]
         B, T, n_in = x.shape
         H = w.shape[1]
-        if plan is None:
-            h = _dense_matmul(x.reshape(B * T, n_in), w).view(B, T, -1)[..., :H].transpose(0, 1)
-        else:
-            h = F.embedding_bag(
-                plan.inputs, w, plan.offsets, mode="sum", per_sample_weights=plan.values
-            ).view(T, B, H)
+        h = F.embedding_bag(
+            plan.inputs, w, plan.offsets, mode="sum", per_sample_weights=plan.values
+        ).view(T, B, H)
         ctx.plan = plan
         ctx.save_for_backward(x, w)
         return h
@@ -910,26 +941,73 @@ class InputProjection(torch.autograd.Function):
         H = w.shape[1]
         dx = dw = None
         if ctx.needs_input_grad[1]:
-            if plan is not None:
-                g_rows = g.contiguous().view(T * B, H)  # time-major rows t * B + b
-                rows, offsets, values, n_blocks = _dw1_plan(plan, H * g.element_size())
-                partial = F.embedding_bag(
-                    rows, g_rows, offsets, mode="sum", per_sample_weights=values
-                )
-                dw = partial.view(n_blocks, n_in, H).sum(0)
-            else:  # dW1 = (G^T X)^T: the fastest orientation at every width measured
-                g_bt = g.transpose(0, 1).contiguous().view(B * T, H)
-                dw = torch.mm(g_bt.t(), x.reshape(B * T, n_in)).t().contiguous()
+            g_rows = g.contiguous().view(T * B, H)  # time-major rows t * B + b
+            rows, offsets, values, n_blocks = _dw1_plan(plan, H * g.element_size())
+            partial = F.embedding_bag(rows, g_rows, offsets, mode="sum", per_sample_weights=values)
+            dw = partial.view(n_blocks, n_in, H).sum(0)
         if ctx.needs_input_grad[0]:
             dx = torch.matmul(g.transpose(0, 1), w.t())
         return dx, dw, None
 
 
-def input_projection(x: torch.Tensor, w: torch.Tensor, *, mode: str | None = None) -> torch.Tensor:
-    """``x @ w`` for input spikes ``x`` (batch, T, n_in), time-major: (T, batch, n_hidden)."""
+class DenseInput(torch.autograd.Function):
+    """The dense input layer in time-major order: ``x`` (batch, T, n_in) of any dtype (bool,
+    uint8 or float) -> ``h`` (T, batch, Hp), contiguous, where ``Hp`` is ``n_hidden`` or, with
+    ``pad``, :func:`_padded_width` (the extra columns are exact zeros).
+
+    The input is converted to the weights' dtype and transposed to time-major order in one copy
+    (the conversion a float GEMM needs anyway), so the GEMM writes ``h`` in the layout the
+    recurrence reads and the recurrence's gradient arrives in the layout ``dW1 = (G^T X)^T``
+    reads: no transposing copies in either direction. For 0/1 inputs every output is the same
+    in-order sum of weights as the reference's ``x @ W1`` (checked bit for bit in the tests).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, pad: bool):  # type: ignore[override]
+        B, T, n_in = x.shape
+        H = w.shape[1]
+        Hp = _padded_width(H) if pad else H
+        xt = torch.empty((T, B, n_in), dtype=w.dtype, device=w.device)
+        # bool -> float through a uint8 view: same values, ~9x cheaper than from bool
+        xt.copy_((x.view(torch.uint8) if x.dtype == torch.bool else x).transpose(0, 1))
+        wp = F.pad(w, (0, Hp - H)) if Hp != H else w
+        h = torch.mm(xt.view(T * B, n_in), wp).view(T, B, Hp)
+        ctx.save_for_backward(xt, w)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        xt, w = ctx.saved_tensors
+        T, B, n_in = xt.shape
+        H = w.shape[1]
+        dx = dw = None
+        g2 = g.reshape(T * B, g.shape[2])[:, :H]
+        if ctx.needs_input_grad[1]:  # dW1 = (G^T X)^T: the fastest orientation measured
+            dw = torch.mm(g2.t(), xt.view(T * B, n_in)).t().contiguous()
+        if ctx.needs_input_grad[0]:
+            dx = torch.mm(g2, w.t()).view(T, B, n_in).transpose(0, 1)
+        return dx, dw, None
+
+
+def input_projection(
+    x: torch.Tensor, w: torch.Tensor, *, mode: str | None = None, pad: bool = False
+) -> torch.Tensor:
+    """``x @ w`` for input spikes ``x`` (batch, T, n_in), time-major: (T, batch, n_hidden).
+
+    ``x`` may be bool, uint8 or float. With ``pad`` the dense layer returns
+    :func:`_padded_width` columns on the CPU (the extra ones exact zeros); the sparse layer never
+    pads.
+    """
     chosen = choose_input_mode(x, w.shape[1], mode)
-    plan = sparse_plan(x.detach()) if chosen == "sparse" else None
-    return InputProjection.apply(x, w, plan)
+    if chosen == "sparse":
+        xf = x if x.dtype == w.dtype else _as_float(x, w.dtype)
+        return InputProjection.apply(xf, w, sparse_plan(xf.detach()))
+    return DenseInput.apply(x, w, pad and x.device.type == "cpu")
+
+
+def _as_float(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return (x.view(torch.uint8) if x.dtype == torch.bool else x).to(dtype)
 
 
 # ======================================================================================
@@ -1008,11 +1086,6 @@ def supports(model) -> bool:
     return cfg.readout in _READOUTS
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """(T, batch, n) time-major tensor as a (T, batch * n) matrix (copies only if it must)."""
-    return t.reshape(t.shape[0], -1)
-
-
 class _Deferred:
     """A value computed on first use and then kept (the membrane trace of the readout)."""
 
@@ -1077,15 +1150,24 @@ def fused_forward(
     cfg = model.cfg
     B, T, _ = x.shape
     hp = model.hidden_params
-    h_tm = input_projection(x, w1)  # (T, batch, n_hidden)
-    spikes_tm = lif_sequence(h_tm, LIFSpec.from_params(hp))  # (T, batch, n_hidden)
-    spikes = spikes_tm.transpose(0, 1)
+    spec = LIFSpec.from_params(hp)
+    H = w1.shape[1]
+    # padded GEMM width (CPU dense layer): the extra units get zero current and, with a
+    # positive threshold, never spike, so they run through the recurrence unseen
+    h_tm = input_projection(x, w1, pad=spec.threshold > 0)  # (T, batch, H or Hp)
+    spikes_p = lif_sequence(h_tm, spec)  # (T, batch, H or Hp), contiguous
+    spikes_tm = spikes_p[..., :H] if spikes_p.shape[2] != H else spikes_p
+    spikes = spikes_tm.transpose(0, 1)  # (batch, T, n_hidden) view
     mask = model.dropout_mask(spikes.shape, spikes, dropout_generator)
-    s_tm = spikes_tm * mask.transpose(0, 1) if mask is not None else spikes_tm
-    H = s_tm.shape[2]
+    if mask is not None:
+        s_tm = spikes_tm * mask.transpose(0, 1)  # contiguous (T, batch, n_hidden)
+        rows, width = s_tm.view(T, B * H), H
+    else:
+        s_tm = spikes_tm
+        rows, width = spikes_p.view(T, -1), spikes_p.shape[2]
 
     def currents() -> torch.Tensor:  # readout input currents, time-major (T, batch, n_out)
-        return torch.matmul(s_tm.reshape(T * B, H), w2).view(T, B, -1)
+        return torch.matmul(s_tm, w2)
 
     if cfg.readout == "spike_count":
         out_tm = lif_sequence(currents(), LIFSpec.from_params(model.output_params))
@@ -1097,8 +1179,8 @@ def fused_forward(
         output_v = li_trace(currents(), alpha_out, order).transpose(0, 1)
         return SNNOutput(output_v.max(1).values, spikes, output_v)
     # mean over time of the leaky integrator = (c @ spikes) @ W2, no output time loop
-    c = li_mean_weights(T, alpha_out, order, dtype=s_tm.dtype, device=s_tm.device)
-    readout = torch.matmul(torch.matmul(c, _rows(s_tm)).view(B, H), w2)
+    c = li_mean_weights(T, alpha_out, order, dtype=rows.dtype, device=rows.device)
+    readout = torch.matmul(torch.matmul(c, rows).view(B, width)[:, :H], w2)
     if cfg.readout == "regression":
         readout = readout[:, 0]
     grad_mode = torch.is_grad_enabled()

@@ -303,6 +303,66 @@ def test_dense_input_layer_is_bit_identical_to_the_reference_gemm():
     assert torch.equal(h, x @ w)
 
 
+def test_padded_dense_layer_from_bool_input_is_bit_identical():
+    """The model's dense layer: bool input, converted and transposed in one copy, W1 padded
+    to 32 columns; the padding columns are exact zeros and the rest equals ``x @ W1``."""
+    x = spikes_in(16, 100, 200, 0.22, seed=8)
+    w = (torch.rand(200, 30, generator=torch.Generator().manual_seed(1)) * 2 - 1) / math.sqrt(12)
+    w.requires_grad_(True)
+    h = layers.input_projection(x.bool(), w, mode="dense", pad=True)
+    assert h.shape == (100, 16, 32) and h.is_contiguous()
+    assert torch.equal(h[..., 30:], torch.zeros(100, 16, 2))
+    assert torch.equal(h[..., :30].transpose(0, 1), x @ w)
+    g = torch.randn(100, 16, 32, generator=torch.Generator().manual_seed(2))
+    (dw,) = torch.autograd.grad(h, w, g)
+    assert torch.allclose(dw, x.reshape(-1, 200).t() @ g.transpose(0, 1)[..., :30].reshape(-1, 30),
+                          rtol=1e-5, atol=1e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_cpu_engine_matches_the_eager_loops(seed):
+    """Every option combination: the numba kernels give the eager loops' spikes bit for bit
+    and their gradients to rounding (float64)."""
+    if not layers.cpu_kernels.available():
+        pytest.skip("numba not installed")
+    rng = random.Random(500 + seed)
+    spec = layers.LIFSpec(
+        alpha=rng.choice([0.6, 0.95]),
+        threshold=rng.choice([1.0, 0.6]),
+        reset=rng.choice(["zero", "subtract"]),
+        order=rng.choice(["published", "immediate"]),
+        detach_reset=rng.random() < 0.3,
+        surrogate=rng.choice(["sigmoid", "superspike"]),
+        beta=rng.choice([5.0, 20.0]),
+        adaptive_beta=rng.choice([0.0, 0.4]),
+        rho=0.9,
+    )
+    gen = torch.Generator().manual_seed(seed)
+    T = rng.choice([2, 3, 50, 300])
+    h = torch.rand(T, 3, 7, generator=gen, dtype=torch.float64) * 1.2 * spec.threshold
+    g = torch.randn(T, 3, 7, generator=gen, dtype=torch.float64)
+    out = {}
+    for engine in ("numba", "eager"):
+        hh = h.clone().requires_grad_(True)
+        s = layers.lif_sequence(hh, spec, engine=engine)
+        (dh,) = torch.autograd.grad(s, hh, g, allow_unused=True, materialize_grads=True)
+        out[engine] = (s.detach(), dh)
+    assert torch.equal(out["numba"][0], out["eager"][0]), spec
+    assert rel_err(out["numba"][1], out["eager"][1]) <= 1e-12, spec
+    if T >= 50:
+        assert float(out["eager"][0].sum()) > 0
+
+
+def test_cpu_engine_choice(monkeypatch):
+    h = torch.zeros(3, 2, 2)
+    if layers.cpu_kernels.available():
+        assert layers._cpu_engine(h) == "numba"
+    monkeypatch.setenv("SPIKELOC_CPU_ENGINE", "eager")
+    assert layers._cpu_engine(h) == "eager"
+    monkeypatch.delenv("SPIKELOC_CPU_ENGINE")
+    assert layers._cpu_engine(h.half()) == "eager"  # the kernels are float32/float64
+
+
 def test_automatic_input_choice_follows_spike_density():
     dense = make_dataset(8, StimulusConfig(dt_s=1e-3), generator=torch.Generator().manual_seed(0))
     sparse = make_dataset(8, StimulusConfig(dt_s=1e-4), generator=torch.Generator().manual_seed(0))
