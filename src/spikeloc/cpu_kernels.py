@@ -13,8 +13,10 @@ no reassociation and no fused multiply-add. The LIF forward pass therefore perfo
 reference step's operations (``(alpha * v + h) * (1 - s)``, the spike ``H(v - theta)``) and its
 spikes are bit-identical to the reference loop's for the same input currents.
 
-**LIF kernels** (:func:`lif_forward`, :func:`lif_backward`). Time-major ``(T, N)`` arrays,
-``N = batch * units``, so the inner loop runs over all neurons of a step (vectorised). Every
+**LIF kernels** (:func:`lif_forward`, :func:`lif_backward`). Arrays indexed (batch, T, units)
+with any strides; results are batch-major (each batch row's (T, units) block contiguous: the
+layout of the input layer's GEMM output and of the readout's gradient, so no transposing
+copies). The inner loop runs over the units of one step (vectorised). Every
 option of :class:`spikeloc.layers.LIFSpec` (both update orders, reset to zero or by subtraction, ``detach_reset``, adaptive threshold). The forward kernel
 records what the adjoint needs -- ``S`` (spikes), ``X`` (the surrogate's argument) and, for
 reset to zero with the reset in the graph, ``U`` (the pre-reset potential). The surrogate
@@ -67,14 +69,8 @@ def _jit():
 @cache
 def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
     @_jit()
-    def lif_fwd(h, S, X, U, p):
-        # time-major (T, N) arrays; p = (alpha, theta, beta_a, rho, 1 - rho, 1, 0) in the
-        # arrays' dtype. The inner loop runs over all N neurons of a step (vectorised).
+    def _fwd_row(h, S, X, U, v, s, a, alpha, theta, beta_a, rho, omr, one, nil):
         T, N = h.shape
-        alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-        v = np.zeros_like(h[0])
-        s = np.zeros_like(h[0])
-        a = np.zeros_like(h[0])
         if published:
             # s_{t+1} = H(v_t - theta_t); v_{t+1} = (alpha v_t + h_t)(1 - s_t) | ... - theta s_t
             for n in range(N):
@@ -117,21 +113,36 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
                     if store_u:
                         Ut[n] = u
 
+    @_jit()
+    def lif_fwd(h3, S3, X3, U3, p):
+        # (batch, T, N) arrays, any strides; p = (alpha, theta, beta_a, rho, 1 - rho, 1, 0) in
+        # the arrays' dtype. One batch row at a time (its (T, N) block is contiguous in the
+        # batch-major layout); the inner loop runs over the N units of a step (vectorised).
+        B, T, N = h3.shape
+        alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+        v = np.empty(N, h3.dtype)
+        s = np.empty(N, h3.dtype)
+        a = np.empty(N, h3.dtype)
+        for b in range(B):
+            h, S, X = h3[b], S3[b], X3[b]
+            U = U3[b] if store_u else U3[0]
+            for n in range(N):
+                v[n] = nil
+                s[n] = nil
+                a[n] = nil
+            _fwd_row(h, S, X, U, v, s, a, alpha, theta, beta_a, rho, omr, one, nil)
+
     return lif_fwd
 
 
 @cache
 def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool):
     @_jit()
-    def lif_bwd(G, SG, S, U, dh, p):
-        # the adjoint of lif_fwd, time-major (T, N); SG = sigma'(X).
-        # Notation of layers._backward_adaptive.
+    def _bwd_row(G, SG, S, U, dh, kap, lam, mu, alpha, theta, beta_a, rho, omr, one, nil):
+        # Notation of layers._backward_adaptive; lam, mu, kap arrive zeroed
         T, N = G.shape
-        alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-        kap = np.zeros_like(G[0])
         if published:
-            lam = np.zeros_like(G[0])  # lam_{t+1}
-            mu = np.empty_like(G[0])  # mu_{t+1}
+            # lam = lam_{t+1}, mu = mu_{t+1}
             for n in range(N):
                 mu[n] = G[T - 1, n]
                 dh[T - 1, n] = nil  # v_{T-1} reaches no recorded spike
@@ -157,8 +168,7 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
                     mu[n] = m
                     lam[n] = lam_new
         else:
-            nu = np.zeros_like(G[0])  # nu_{t+1}
-            qq = np.zeros_like(G[0])  # mu_{t+1} sigma'_{t+1}
+            nu, qq = lam, mu  # nu_{t+1}, mu_{t+1} sigma'_{t+1}
             for t in range(T - 1, -1, -1):
                 Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]
                 Ut = U[t] if zero and coupled else U[0]
@@ -176,6 +186,23 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
                     nu[n] = nv
                     dht[n] = nv
 
+    @_jit()
+    def lif_bwd(G3, SG3, S3, U3, dh3, p):
+        # the adjoint of lif_fwd, (batch, T, N) arrays, any strides; SG = sigma'(X).
+        B, T, N = G3.shape
+        alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+        kap = np.empty(N, G3.dtype)
+        lam = np.empty(N, G3.dtype)
+        mu = np.empty(N, G3.dtype)
+        for b in range(B):
+            U = U3[b] if zero and coupled else U3[0]
+            for n in range(N):
+                kap[n] = nil
+                lam[n] = nil
+                mu[n] = nil
+            _bwd_row(G3[b], SG3[b], S3[b], U, dh3[b], kap, lam, mu,
+                     alpha, theta, beta_a, rho, omr, one, nil)  # fmt: skip
+
     return lif_bwd
 
 
@@ -187,9 +214,10 @@ def _params(spec, dtype) -> np.ndarray:
 
 
 def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """LIF recurrence over time for time-major currents ``h`` (T, N), float32/float64.
+    """LIF recurrence over time for currents ``h`` indexed (batch, T, n), any strides,
+    float32/float64.
 
-    Returns ``(S, X, U)``, each a new C-contiguous (T, N) array: spikes, the surrogate's
+    Returns ``(S, X, U)``, each a new C-contiguous (batch, T, n) array: spikes, the surrogate's
     argument (``v - theta`` before the spike decision; zero where no spike is recorded) and the
     pre-reset potential (None unless ``spec.needs_u``).
     """
@@ -198,7 +226,7 @@ def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
     S = np.empty(h.shape, h.dtype)
     X = np.empty(h.shape, h.dtype)
-    U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty((1, 1), h.dtype)
+    U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty((1, 1, 1), h.dtype)
     kernel(h, S, X, U, _params(spec, h.dtype))
     return S, X, (U if spec.needs_u else None)
 
@@ -206,12 +234,12 @@ def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def lif_backward(
     G: np.ndarray, SG: np.ndarray, S: np.ndarray, U: np.ndarray | None, spec
 ) -> np.ndarray:
-    """dL/dh, a new C-contiguous (T, N) array, from dL/dspikes ``G`` and the surrogate
-    derivative ``SG = sigma'(X)`` (all time-major (T, N))."""
+    """dL/dh, a new C-contiguous (batch, T, n) array, from dL/dspikes ``G`` and the surrogate
+    derivative ``SG = sigma'(X)`` (all indexed (batch, T, n), any strides)."""
     kernel = _backward_kernel(
         spec.order == "published", spec.reset == "zero", spec.adaptive, not spec.detach_reset
     )
     dh = np.empty(G.shape, G.dtype)
-    U = U if U is not None else np.empty((1, 1), G.dtype)
+    U = U if U is not None else np.empty((1, 1, 1), G.dtype)
     kernel(G, SG, S, U, dh, _params(spec, G.dtype))
     return dh

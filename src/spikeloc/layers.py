@@ -691,26 +691,25 @@ def _static_loop(kind: str, spec: LIFSpec, fn: Callable, inputs: Sequence[torch.
 
 def _numba_forward(h: torch.Tensor, spec: LIFSpec):
     """The compiled CPU kernel (:func:`spikeloc.cpu_kernels.lif_forward`) on time-major ``h``
-    (T, batch, n); returns the spikes and (X, S[, U]), all time-major and contiguous."""
-    hc = h.detach().contiguous()
-    S, X, U = cpu_kernels.lif_forward(hc.numpy().reshape(hc.shape[0], -1), spec)
-    saved = [torch.from_numpy(a).view(hc.shape) for a in (X, S) + ((U,) if U is not None else ())]
-    return saved[1], tuple(saved)
+    (T, batch, n), any strides (read in place). The records are batch-major in memory and
+    returned as time-major views: the layout in which the dense input layer produced ``h`` and
+    in which the readout's gradient comes back."""
+    S, X, U = cpu_kernels.lif_forward(h.detach().transpose(0, 1).numpy(), spec)
+    recs = (X, S) if U is None else (X, S, U)
+    saved = tuple(torch.from_numpy(a).transpose(0, 1) for a in recs)
+    return saved[1], saved
 
 
 def _numba_backward(G: torch.Tensor, saved: tuple, spec: LIFSpec) -> torch.Tensor:
     X, S = saved[0], saved[1]
     U = saved[2] if len(saved) > 2 else None
-    T = X.shape[0]
     SG = _surrogate_grad_(X.clone(), spec)  # sigma'(X), vectorised over all steps
 
-    def flat(t: torch.Tensor) -> np.ndarray:
-        return t.numpy().reshape(T, -1)
+    def bt(t: torch.Tensor) -> np.ndarray:  # (batch, T, n) numpy view, any strides
+        return t.transpose(0, 1).numpy()
 
-    dh = cpu_kernels.lif_backward(
-        flat(G.contiguous()), flat(SG), flat(S), flat(U) if U is not None else None, spec
-    )
-    return torch.from_numpy(dh).view(X.shape)
+    dh = cpu_kernels.lif_backward(bt(G), bt(SG), bt(S), bt(U) if U is not None else None, spec)
+    return torch.from_numpy(dh).transpose(0, 1)
 
 
 def _run_forward(h: torch.Tensor, spec: LIFSpec, engine: str):
@@ -951,15 +950,16 @@ class InputProjection(torch.autograd.Function):
 
 
 class DenseInput(torch.autograd.Function):
-    """The dense input layer in time-major order: ``x`` (batch, T, n_in) of any dtype (bool,
-    uint8 or float) -> ``h`` (T, batch, Hp), contiguous, where ``Hp`` is ``n_hidden`` or, with
-    ``pad``, :func:`_padded_width` (the extra columns are exact zeros).
+    """The dense input layer: ``x`` (batch, T, n_in) of any dtype (bool, uint8 or float) ->
+    ``h`` as a time-major (T, batch, Hp) view of a batch-major GEMM output, where ``Hp`` is
+    ``n_hidden`` or, with ``pad``, :func:`_padded_width` (the extra columns are exact zeros).
 
-    The input is converted to the weights' dtype and transposed to time-major order in one copy
-    (the conversion a float GEMM needs anyway), so the GEMM writes ``h`` in the layout the
-    recurrence reads and the recurrence's gradient arrives in the layout ``dW1 = (G^T X)^T``
-    reads: no transposing copies in either direction. For 0/1 inputs every output is the same
-    in-order sum of weights as the reference's ``x @ W1`` (checked bit for bit in the tests).
+    The GEMM is the reference's ``x @ W1`` over the batch-major rows (for 0/1 inputs every output
+    is the same in-order sum of weights, checked bit for bit in the tests); bool or uint8 input
+    is converted in one copy (through a uint8 view: ~9x cheaper than from bool), float input of
+    the weights' dtype is used in place. The recurrence reads ``h`` through its strides and
+    returns its gradient batch-major, which is the layout ``dW1 = (G^T X)^T`` reads: no
+    transposing copies in either direction.
     """
 
     @staticmethod
@@ -967,26 +967,26 @@ class DenseInput(torch.autograd.Function):
         B, T, n_in = x.shape
         H = w.shape[1]
         Hp = _padded_width(H) if pad else H
-        xt = torch.empty((T, B, n_in), dtype=w.dtype, device=w.device)
-        # bool -> float through a uint8 view: same values, ~9x cheaper than from bool
-        xt.copy_((x.view(torch.uint8) if x.dtype == torch.bool else x).transpose(0, 1))
+        xf = x if x.dtype == w.dtype else _as_float(x, w.dtype)
+        x2d = xf.reshape(B * T, n_in)
         wp = F.pad(w, (0, Hp - H)) if Hp != H else w
-        h = torch.mm(xt.view(T * B, n_in), wp).view(T, B, Hp)
-        ctx.save_for_backward(xt, w)
+        h = torch.mm(x2d, wp).view(B, T, Hp).transpose(0, 1)
+        ctx.save_for_backward(x2d, w)
+        ctx.shape = (B, T, n_in)
         return h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        xt, w = ctx.saved_tensors
-        T, B, n_in = xt.shape
+        x2d, w = ctx.saved_tensors
+        B, T, n_in = ctx.shape
         H = w.shape[1]
         dx = dw = None
-        g2 = g.reshape(T * B, g.shape[2])[:, :H]
+        g2 = g.transpose(0, 1).reshape(B * T, g.shape[2])[:, :H]  # a view when batch-major
         if ctx.needs_input_grad[1]:  # dW1 = (G^T X)^T: the fastest orientation measured
-            dw = torch.mm(g2.t(), xt.view(T * B, n_in)).t().contiguous()
+            dw = torch.mm(g2.t(), x2d).t().contiguous()
         if ctx.needs_input_grad[0]:
-            dx = torch.mm(g2, w.t()).view(T, B, n_in).transpose(0, 1)
+            dx = torch.mm(g2, w.t()).view(B, T, n_in)
         return dx, dw, None
 
 
@@ -1160,11 +1160,11 @@ def fused_forward(
     spikes = spikes_tm.transpose(0, 1)  # (batch, T, n_hidden) view
     mask = model.dropout_mask(spikes.shape, spikes, dropout_generator)
     if mask is not None:
-        s_tm = spikes_tm * mask.transpose(0, 1)  # contiguous (T, batch, n_hidden)
-        rows, width = s_tm.view(T, B * H), H
+        s_tm = spikes_tm * mask.transpose(0, 1)
+        s_bt = s_tm.transpose(0, 1)  # (batch, T, n_hidden)
     else:
         s_tm = spikes_tm
-        rows, width = spikes_p.view(T, -1), spikes_p.shape[2]
+        s_bt = spikes_p.transpose(0, 1)  # (batch, T, H or Hp): batch-major from the CPU kernel
 
     def currents() -> torch.Tensor:  # readout input currents, time-major (T, batch, n_out)
         return torch.matmul(s_tm, w2)
@@ -1179,8 +1179,9 @@ def fused_forward(
         output_v = li_trace(currents(), alpha_out, order).transpose(0, 1)
         return SNNOutput(output_v.max(1).values, spikes, output_v)
     # mean over time of the leaky integrator = (c @ spikes) @ W2, no output time loop
-    c = li_mean_weights(T, alpha_out, order, dtype=rows.dtype, device=rows.device)
-    readout = torch.matmul(torch.matmul(c, rows).view(B, width)[:, :H], w2)
+    c = li_mean_weights(T, alpha_out, order, dtype=s_bt.dtype, device=s_bt.device)
+    # (T,) @ (batch, T, n) -> (batch, n): one batched product, whatever the layout
+    readout = torch.matmul(torch.matmul(c, s_bt)[:, :H], w2)
     if cfg.readout == "regression":
         readout = readout[:, 0]
     grad_mode = torch.is_grad_enabled()

@@ -310,7 +310,7 @@ def test_padded_dense_layer_from_bool_input_is_bit_identical():
     w = (torch.rand(200, 30, generator=torch.Generator().manual_seed(1)) * 2 - 1) / math.sqrt(12)
     w.requires_grad_(True)
     h = layers.input_projection(x.bool(), w, mode="dense", pad=True)
-    assert h.shape == (100, 16, 32) and h.is_contiguous()
+    assert h.shape == (100, 16, 32) and h.transpose(0, 1).is_contiguous()  # batch-major
     assert torch.equal(h[..., 30:], torch.zeros(100, 16, 2))
     assert torch.equal(h[..., :30].transpose(0, 1), x @ w)
     g = torch.randn(100, 16, 32, generator=torch.Generator().manual_seed(2))
