@@ -801,17 +801,17 @@ def lif_sequence(h_tm: torch.Tensor, spec: LIFSpec, *, engine: str | None = None
 
 @dataclass
 class SparsePlan:
-    """Where the input spikes are: one entry per spike, grouped in time-major (t, batch) bags
-    with ascending inputs inside a bag. The index arithmetic runs in numpy int32 (division by
-    a constant is ~10x faster there than in torch)."""
+    """Where the input spikes are: one entry per spike, grouped in batch-major (batch, t) bags
+    with ascending inputs inside a bag -- the order in which the spikes are found, so no
+    regrouping. The index arithmetic runs in numpy int32 (division by a constant is ~10x
+    faster there than in torch)."""
 
     inputs: torch.Tensor  # input index of each spike (int64, for embedding_bag)
-    offsets: torch.Tensor  # start of each (t, batch) bag in ``inputs``, length T*batch
+    offsets: torch.Tensor  # start of each (b, t) bag in ``inputs``, length batch*T
     values: torch.Tensor | None  # spike values when they are not all 1 (same order)
     shape: tuple[int, int, int]  # (batch, T, n_in)
-    rows_np: np.ndarray  # time-major bag t * batch + b of each spike, in (b, t, input) order
-    inputs_np: np.ndarray  # input of each spike, same order
-    values_bt: torch.Tensor | None  # values in that order
+    rows_np: np.ndarray  # bag b * T + t of each spike
+    inputs_np: np.ndarray  # input of each spike
 
 
 def set_input_mode(mode: str) -> None:
@@ -860,46 +860,33 @@ def sparse_plan(x: torch.Tensor) -> SparsePlan:
     if bool((values == 1).all()):
         values = None
     idx = flat.astype(np.int32) if x.numel() < 2**31 else flat
-    bag_bt = idx // n_in  # b * T + t
-    inputs = idx - bag_bt * n_in
-    b = bag_bt // T
-    rows = (bag_bt - b * T) * B + b  # t * B + b
-    # regroup the (b, t) bags in time-major order: a counting permutation, no sort
-    counts_bt = np.bincount(bag_bt, minlength=B * T)
-    counts_tm = counts_bt.reshape(B, T).T.reshape(-1)
-    start_tm = np.cumsum(counts_tm) - counts_tm
-    shift = start_tm.reshape(T, B).T.reshape(-1) - (np.cumsum(counts_bt) - counts_bt)
-    pos = np.arange(idx.size, dtype=shift.dtype) + shift[bag_bt]
-    inputs_tm = np.empty(idx.size, dtype=np.int64)
-    inputs_tm[pos] = inputs
-    values_tm = None
-    if values is not None:
-        values_tm = torch.empty_like(values)
-        values_tm[torch.from_numpy(pos.astype(np.int64))] = values
-        values_tm = values_tm.to(device)
-    offsets = torch.from_numpy(start_tm.astype(np.int64)).to(device)
-    inputs_t = torch.from_numpy(inputs_tm).to(device)
-    return SparsePlan(inputs_t, offsets, values_tm, (B, T, n_in), rows, inputs, values)
+    rows = idx // n_in  # bag b * T + t
+    inputs = idx - rows * n_in
+    counts = np.bincount(rows, minlength=B * T)
+    offsets = torch.from_numpy((np.cumsum(counts) - counts).astype(np.int64)).to(device)
+    inputs_t = torch.from_numpy(inputs.astype(np.int64)).to(device)
+    values_t = values.to(device) if values is not None else None
+    return SparsePlan(inputs_t, offsets, values_t, (B, T, n_in), rows, inputs)
 
 
 def _dw1_plan(plan: SparsePlan, row_bytes: int):
-    """Index lists for ``dW1 = X^T G`` as one ``embedding_bag`` over the time-major gradient
-    rows (``t * B + b``): one bag per (block of time steps, input), so that every block of G
-    rows (~256 KB) is read from memory once while the ~4 spikes per row hit cache; the partial
+    """Index lists for ``dW1 = X^T G`` as one ``embedding_bag`` over the batch-major gradient
+    rows (``b * T + t``): one bag per (block of rows, input), so that every block of G rows
+    (~256 KB) is read from memory once while the few spikes per row hit cache; the partial
     sums per block are added afterwards. Returns (rows, offsets, values, n_blocks)."""
     B, T, n_in = plan.shape
-    steps = max(1, (256 << 10) // max(1, B * row_bytes))
-    n_blocks = -(-T // steps)
+    per_block = max(1, (256 << 10) // max(1, row_bytes))
+    n_blocks = -(-(B * T) // per_block)
     rows = plan.rows_np
-    key = (rows // (steps * B)) * n_in + plan.inputs_np
+    key = (rows // per_block) * n_in + plan.inputs_np
     key_t = torch.from_numpy(key.astype(np.int16 if n_blocks * n_in < 2**15 else np.int32))
     order = torch.argsort(key_t, stable=True)
     counts = np.bincount(key, minlength=n_blocks * n_in)
     offsets = torch.from_numpy((np.cumsum(counts) - counts).astype(np.int64))
     rows_sorted = torch.from_numpy(rows.astype(np.int64)).index_select(0, order)
     values = None
-    if plan.values_bt is not None:
-        values = plan.values_bt.index_select(0, order).to(plan.inputs.device)
+    if plan.values is not None:
+        values = plan.values.cpu().index_select(0, order).to(plan.inputs.device)
     dev = plan.inputs.device
     return rows_sorted.to(dev), offsets.to(dev), values, n_blocks
 
@@ -913,11 +900,10 @@ def _padded_width(n: int) -> int:
 
 class InputProjection(torch.autograd.Function):
     """The sparse input layer: ``h = x @ W1`` for input spikes ``x`` (batch, T, n_in), returned
-    time-major (T, batch, n_hidden) -- the layout the recurrence reads.
+    as a time-major (T, batch, n_hidden) view of batch-major rows, like :class:`DenseInput`.
 
-    ``F.embedding_bag`` over the spike indices in time-major bags (so ``h`` comes out
-    time-major and contiguous); ``dW1 = X^T G`` as an ``embedding_bag`` of gradient rows (see
-    :func:`_dw1_plan`), no dense GEMM. (The dense layer is :class:`DenseInput`.)
+    ``F.embedding_bag`` over the spike indices, one bag per (batch, t) row; ``dW1 = X^T G`` as
+    an ``embedding_bag`` of gradient rows (see :func:`_dw1_plan`), no dense GEMM.
     """
 
     @staticmethod
@@ -926,7 +912,8 @@ class InputProjection(torch.autograd.Function):
         H = w.shape[1]
         h = F.embedding_bag(
             plan.inputs, w, plan.offsets, mode="sum", per_sample_weights=plan.values
-        ).view(T, B, H)
+        ).view(B, T, H)
+        h = h.transpose(0, 1)
         ctx.plan = plan
         ctx.save_for_backward(x, w)
         return h
@@ -940,7 +927,7 @@ class InputProjection(torch.autograd.Function):
         H = w.shape[1]
         dx = dw = None
         if ctx.needs_input_grad[1]:
-            g_rows = g.contiguous().view(T * B, H)  # time-major rows t * B + b
+            g_rows = g.transpose(0, 1).reshape(B * T, H)  # batch-major rows b * T + t
             rows, offsets, values, n_blocks = _dw1_plan(plan, H * g.element_size())
             partial = F.embedding_bag(rows, g_rows, offsets, mode="sum", per_sample_weights=values)
             dw = partial.view(n_blocks, n_in, H).sum(0)
