@@ -11,8 +11,10 @@ How it is measured (see benchmarks/README.md):
 * every implementation runs in its **own worker process** (own memory, own runtime settings);
   the driver generates the inputs and initial weights once per case and hands the same file to
   every worker;
-* repetitions are **interleaved**: in each round every worker runs one step, in a rotating
-  order; the reported time is the median over rounds (after warm-up steps);
+* repetitions are **interleaved**: in each round every worker runs a burst of steps (one
+  unrecorded re-warming step, then ``--burst`` recorded ones, back to back as in training), in
+  a rotating order, after a pause that lets the previous worker's OpenMP threads stop
+  spinning; the reported time is the median step (after warm-up steps);
 * ``peak_mem_mb`` is the worker's peak resident memory (``VmHWM``: whole process -- imports,
   inputs, steps; ``ru_maxrss`` would include the driver's peak, inherited across fork/exec);
   ``first_step_s`` is the wall time from spawning the worker to the end of its first step;
@@ -469,7 +471,7 @@ def run_case(name: str, case: dict, impls: list[str], reps: int, warmup: int, ar
         n_reps: dict[str, int] = {}
         bursts: dict[str, int] = {}
         for impl, w in workers.items():
-            w.send({"op": "run", "n": warmup})
+            w.send({"op": "run", "n": max(1, warmup)})  # >= 1 warm step to size bursts
             msg = w.recv()
             per_step = max(msg["wall_ms"] or [rows[impl]["first_step_only_s"] * 1e3]) / 1e3
             # steps of a second or more: single steps (re-warming is noise next to them)
@@ -576,7 +578,7 @@ def print_table(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="few repetitions (CI smoke run)")
-    p.add_argument("--reps", type=int, default=None, help="measured steps per implementation")
+    p.add_argument("--reps", type=int, default=None, help="rounds per implementation")
     p.add_argument("--warmup", type=int, default=None, help="unmeasured steps after the first")
     p.add_argument("--cases", default="100,1000", help="comma list of T: 100, 1000")
     p.add_argument("--impls", default=",".join(IMPLS), help="comma list of implementations")
