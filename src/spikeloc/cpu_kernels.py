@@ -63,56 +63,12 @@ def _jit():
 
 # The flags are closure constants of the compiled functions: numba folds the branches away and
 # compiles (and caches on disk) one specialised kernel per combination -- 3x faster than one
-# kernel testing the flags inside its loops.
+# kernel testing the flags inside its loops. Each kernel is one function: a kernel calling
+# another jitted closure is recompiled in every process instead of being loaded from the cache.
 
 
 @cache
 def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
-    @_jit()
-    def _fwd_row(h, S, X, U, v, s, a, alpha, theta, beta_a, rho, omr, one, nil):
-        T, N = h.shape
-        if published:
-            # s_{t+1} = H(v_t - theta_t); v_{t+1} = (alpha v_t + h_t)(1 - s_t) | ... - theta s_t
-            for n in range(N):
-                S[0, n] = nil
-                X[T - 1, n] = nil  # s_T is not recorded
-                if store_u:
-                    U[0, n] = nil
-            for t in range(T - 1):
-                ht, Xt, St = h[t], X[t], S[t + 1]
-                Ut = U[t + 1] if store_u else U[0]
-                for n in range(N):
-                    vn = v[n]
-                    thr = theta + beta_a * a[n] if adaptive else theta
-                    x = vn - thr
-                    sn = one if x > nil else nil
-                    u = alpha * vn + ht[n]
-                    v[n] = u * (one - s[n]) if zero else u - theta * s[n]
-                    if adaptive:
-                        a[n] = rho * a[n] + omr * sn
-                    s[n] = sn
-                    Xt[n] = x
-                    St[n] = sn
-                    if store_u:
-                        Ut[n] = u
-        else:
-            # u_t = alpha v_{t-1} + h_t; s_t = H(u_t - theta_t); v_t = u_t (1 - s_t) | ...
-            for t in range(T):
-                ht, Xt, St = h[t], X[t], S[t]
-                Ut = U[t] if store_u else U[0]
-                for n in range(N):
-                    u = alpha * v[n] + ht[n]
-                    thr = theta + beta_a * a[n] if adaptive else theta
-                    x = u - thr
-                    sn = one if x > nil else nil
-                    v[n] = u * (one - sn) if zero else u - theta * sn
-                    if adaptive:
-                        a[n] = rho * a[n] + omr * sn
-                    Xt[n] = x
-                    St[n] = sn
-                    if store_u:
-                        Ut[n] = u
-
     @_jit()
     def lif_fwd(h3, S3, X3, U3, p):
         # (batch, T, N) arrays, any strides; p = (alpha, theta, beta_a, rho, 1 - rho, 1, 0) in
@@ -130,62 +86,53 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
                 v[n] = nil
                 s[n] = nil
                 a[n] = nil
-            _fwd_row(h, S, X, U, v, s, a, alpha, theta, beta_a, rho, omr, one, nil)
+            if published:
+                # s_{t+1} = H(v_t - theta_t); v_{t+1} = (alpha v_t + h_t)(1 - s_t) | ... - theta s_t
+                for n in range(N):
+                    S[0, n] = nil
+                    X[T - 1, n] = nil  # s_T is not recorded
+                    if store_u:
+                        U[0, n] = nil
+                for t in range(T - 1):
+                    ht, Xt, St = h[t], X[t], S[t + 1]
+                    Ut = U[t + 1] if store_u else U[0]
+                    for n in range(N):
+                        vn = v[n]
+                        thr = theta + beta_a * a[n] if adaptive else theta
+                        x = vn - thr
+                        sn = one if x > nil else nil
+                        u = alpha * vn + ht[n]
+                        v[n] = u * (one - s[n]) if zero else u - theta * s[n]
+                        if adaptive:
+                            a[n] = rho * a[n] + omr * sn
+                        s[n] = sn
+                        Xt[n] = x
+                        St[n] = sn
+                        if store_u:
+                            Ut[n] = u
+            else:
+                # u_t = alpha v_{t-1} + h_t; s_t = H(u_t - theta_t); v_t = u_t (1 - s_t) | ...
+                for t in range(T):
+                    ht, Xt, St = h[t], X[t], S[t]
+                    Ut = U[t] if store_u else U[0]
+                    for n in range(N):
+                        u = alpha * v[n] + ht[n]
+                        thr = theta + beta_a * a[n] if adaptive else theta
+                        x = u - thr
+                        sn = one if x > nil else nil
+                        v[n] = u * (one - sn) if zero else u - theta * sn
+                        if adaptive:
+                            a[n] = rho * a[n] + omr * sn
+                        Xt[n] = x
+                        St[n] = sn
+                        if store_u:
+                            Ut[n] = u
 
     return lif_fwd
 
 
 @cache
 def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool):
-    @_jit()
-    def _bwd_row(G, SG, S, U, dh, kap, lam, mu, alpha, theta, beta_a, rho, omr, one, nil):
-        # Notation of layers._backward_adaptive; lam, mu, kap arrive zeroed
-        T, N = G.shape
-        if published:
-            # lam = lam_{t+1}, mu = mu_{t+1}
-            for n in range(N):
-                mu[n] = G[T - 1, n]
-                dh[T - 1, n] = nil  # v_{T-1} reaches no recorded spike
-            for t in range(T - 2, -1, -1):
-                Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]
-                Ut = U[t + 1] if zero and coupled else U[0]
-                for n in range(N):
-                    q = mu[n] * SGt[n]
-                    ln = lam[n]
-                    if zero:
-                        e = one - St[n]
-                        lam_new = q + alpha * e * ln
-                    else:
-                        e = one
-                        lam_new = q + alpha * ln
-                    dht[n] = ln * e  # dL/dh_t = lam_{t+1} E_t
-                    m = Gt[n]
-                    if coupled:
-                        m = m - ln * Ut[n] if zero else m - theta * ln
-                    if adaptive:
-                        kap[n] = rho * kap[n] - beta_a * q
-                        m = m + omr * kap[n]
-                    mu[n] = m
-                    lam[n] = lam_new
-        else:
-            nu, qq = lam, mu  # nu_{t+1}, mu_{t+1} sigma'_{t+1}
-            for t in range(T - 1, -1, -1):
-                Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]
-                Ut = U[t] if zero and coupled else U[0]
-                for n in range(N):
-                    ln = alpha * nu[n]
-                    m = Gt[n]
-                    if coupled:
-                        m = m - ln * Ut[n] if zero else m - theta * ln
-                    if adaptive:
-                        kap[n] = rho * kap[n] - beta_a * qq[n]
-                        m = m + omr * kap[n]
-                    q = m * SGt[n]
-                    qq[n] = q
-                    nv = q + ln * (one - St[n]) if zero else q + ln
-                    nu[n] = nv
-                    dht[n] = nv
-
     @_jit()
     def lif_bwd(G3, SG3, S3, U3, dh3, p):
         # the adjoint of lif_fwd, (batch, T, N) arrays, any strides; SG = sigma'(X).
@@ -194,14 +141,57 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
         kap = np.empty(N, G3.dtype)
         lam = np.empty(N, G3.dtype)
         mu = np.empty(N, G3.dtype)
-        for b in range(B):
+        for b in range(B):  # notation of layers._backward_adaptive
+            G, SG, S, dh = G3[b], SG3[b], S3[b], dh3[b]
             U = U3[b] if zero and coupled else U3[0]
             for n in range(N):
                 kap[n] = nil
                 lam[n] = nil
                 mu[n] = nil
-            _bwd_row(G3[b], SG3[b], S3[b], U, dh3[b], kap, lam, mu,
-                     alpha, theta, beta_a, rho, omr, one, nil)  # fmt: skip
+            if published:
+                # lam = lam_{t+1}, mu = mu_{t+1}
+                for n in range(N):
+                    mu[n] = G[T - 1, n]
+                    dh[T - 1, n] = nil  # v_{T-1} reaches no recorded spike
+                for t in range(T - 2, -1, -1):
+                    Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]
+                    Ut = U[t + 1] if zero and coupled else U[0]
+                    for n in range(N):
+                        q = mu[n] * SGt[n]
+                        ln = lam[n]
+                        if zero:
+                            e = one - St[n]
+                            lam_new = q + alpha * e * ln
+                        else:
+                            e = one
+                            lam_new = q + alpha * ln
+                        dht[n] = ln * e  # dL/dh_t = lam_{t+1} E_t
+                        m = Gt[n]
+                        if coupled:
+                            m = m - ln * Ut[n] if zero else m - theta * ln
+                        if adaptive:
+                            kap[n] = rho * kap[n] - beta_a * q
+                            m = m + omr * kap[n]
+                        mu[n] = m
+                        lam[n] = lam_new
+            else:
+                nu, qq = lam, mu  # nu_{t+1}, mu_{t+1} sigma'_{t+1}
+                for t in range(T - 1, -1, -1):
+                    Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]
+                    Ut = U[t] if zero and coupled else U[0]
+                    for n in range(N):
+                        ln = alpha * nu[n]
+                        m = Gt[n]
+                        if coupled:
+                            m = m - ln * Ut[n] if zero else m - theta * ln
+                        if adaptive:
+                            kap[n] = rho * kap[n] - beta_a * qq[n]
+                            m = m + omr * kap[n]
+                        q = m * SGt[n]
+                        qq[n] = q
+                        nv = q + ln * (one - St[n]) if zero else q + ln
+                        nu[n] = nv
+                        dht[n] = nv
 
     return lif_bwd
 
