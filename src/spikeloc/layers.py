@@ -1129,8 +1129,9 @@ def fused_forward(
 ):
     """Same outputs as ``SNN._reference_forward`` (see the module docstring for how).
 
-    ``hidden_spikes`` and ``output_v`` are (batch, T, n) views of time-major tensors (same
-    values and shapes as the reference; call ``.contiguous()`` before ``.view``). For the
+    ``x`` may be bool, uint8 or float (the input layer converts it). ``hidden_spikes`` and
+    ``output_v`` have the reference's values and shapes (batch, T, n) but may be strided views
+    (of padded or time-major buffers; call ``.contiguous()`` before ``.view``). For the
     mean-membrane and regression readouts ``output_v`` is computed when first read.
     """
     ensure_runtime()
