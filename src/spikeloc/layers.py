@@ -23,11 +23,12 @@ the equations in :mod:`spikeloc.neurons`); only the way they are computed differ
   ``I = spikes @ W2`` (:func:`li_mean_weights`), so the readout is ``(c @ spikes) @ W2`` -- no
   output time loop. The membrane trace ``output_v`` is computed when first read
   (:class:`FusedSNNOutput`), in blocks by :func:`li_trace` (block-Toeplitz, no per-step loop).
-* **Input layer.** Dense (:class:`DenseInput`): the reference GEMM on the input converted and
-  transposed to time-major order in one copy, with W1 zero-padded to a GEMM-friendly width (same
-  in-order sums for 0/1 inputs, so bit-identical ``h``); the padded units get zero current, never
-  spike and are sliced off after the recurrence; ``dW1 = (G^T X)^T`` on the time-major rows, so
-  no transposing copies. Sparse, when few
+* **Input layer.** Dense (:class:`DenseInput`): the reference's batch-major GEMM, with W1
+  zero-padded to a GEMM-friendly width (same in-order sums for 0/1 inputs, so bit-identical
+  ``h``); the padded units get zero current, never spike and are sliced off after the
+  recurrence. ``h``, the recurrence's records and its gradient all stay batch-major (the
+  recurrence reads them through time-major views), so ``dW1 = (G^T X)^T`` needs no transposing
+  copy. Sparse, when few
   inputs spike (dt = 0.1 ms: ~2% of bins): ``F.embedding_bag`` over the spike indices and ``dW1``
   a second ``embedding_bag`` over the gradient rows (:class:`InputProjection`). The choice is
   made per call from the spike density (:data:`SPARSE_MAX_DENSITY`); the sparse sums differ from
@@ -62,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeloc import cpu_kernels
-from spikeloc.models import SNNOutput
+from spikeloc.models import SNNOutput, as_float_spikes
 from spikeloc.neurons import LIFParameters
 from spikeloc.performance import configure_runtime
 
@@ -913,17 +914,16 @@ class InputProjection(torch.autograd.Function):
         h = F.embedding_bag(
             plan.inputs, w, plan.offsets, mode="sum", per_sample_weights=plan.values
         ).view(B, T, H)
-        h = h.transpose(0, 1)
         ctx.plan = plan
-        ctx.save_for_backward(x, w)
-        return h
+        ctx.save_for_backward(w)  # x itself is not needed: the plan says where it spikes
+        return h.transpose(0, 1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        x, w = ctx.saved_tensors
+        (w,) = ctx.saved_tensors
         plan = ctx.plan
-        B, T, n_in = x.shape
+        B, T, n_in = plan.shape
         H = w.shape[1]
         dx = dw = None
         if ctx.needs_input_grad[1]:
@@ -954,8 +954,7 @@ class DenseInput(torch.autograd.Function):
         B, T, n_in = x.shape
         H = w.shape[1]
         Hp = _padded_width(H) if pad else H
-        xf = x if x.dtype == w.dtype else _as_float(x, w.dtype)
-        x2d = xf.reshape(B * T, n_in)
+        x2d = as_float_spikes(x, w.dtype).reshape(B * T, n_in)
         wp = F.pad(w, (0, Hp - H)) if Hp != H else w
         h = torch.mm(x2d, wp).view(B, T, Hp).transpose(0, 1)
         ctx.save_for_backward(x2d, w)
@@ -988,13 +987,10 @@ def input_projection(
     """
     chosen = choose_input_mode(x, w.shape[1], mode)
     if chosen == "sparse":
-        xf = x if x.dtype == w.dtype else _as_float(x, w.dtype)
-        return InputProjection.apply(xf, w, sparse_plan(xf.detach()))
+        # bool spikes are all 1: the plan needs no values, so no float copy of the input
+        xs = x if x.dtype == torch.bool else as_float_spikes(x, w.dtype)
+        return InputProjection.apply(xs, w, sparse_plan(xs.detach()))
     return DenseInput.apply(x, w, pad and x.device.type == "cpu")
-
-
-def _as_float(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return (x.view(torch.uint8) if x.dtype == torch.bool else x).to(dtype)
 
 
 # ======================================================================================
@@ -1143,7 +1139,7 @@ def fused_forward(
     # padded GEMM width (CPU dense layer): the extra units get zero current and, with a
     # positive threshold, never spike, so they run through the recurrence unseen
     h_tm = input_projection(x, w1, pad=spec.threshold > 0)  # (T, batch, H or Hp)
-    spikes_p = lif_sequence(h_tm, spec)  # (T, batch, H or Hp), contiguous
+    spikes_p = lif_sequence(h_tm, spec)  # (T, batch, H or Hp), batch-major in memory on the CPU
     spikes_tm = spikes_p[..., :H] if spikes_p.shape[2] != H else spikes_p
     spikes = spikes_tm.transpose(0, 1)  # (batch, T, n_hidden) view
     mask = model.dropout_mask(spikes.shape, spikes, dropout_generator)

@@ -147,20 +147,18 @@ class SNN(nn.Module):
 
         ensure_runtime()  # denormal flushing + malloc thresholds, once per process
         w1, w2 = self.effective_weights()
-        backend = self.backend
-        if backend == "auto" and not self.membrane_only:
-            from spikeloc import layers
+        if not self.membrane_only:
+            backend = self.backend
+            if backend == "auto":
+                from spikeloc import layers
 
-            backend = "fused" if layers.supports(self) else "reference"
-        if backend == "fused" and not self.membrane_only:
-            from spikeloc import layers
+                backend = "fused" if layers.supports(self) else "reference"
+            if backend == "fused":
+                from spikeloc import layers
 
-            # the fused input layer converts bool/uint8 spikes itself (in the same copy that
-            # puts them in time-major order)
-            return layers.fused_forward(self, x, w1, w2, dropout_generator=dropout_generator)
-        if x.dtype != w1.dtype:
-            # bool -> float through a uint8 view: same values, ~9x cheaper than bool.to(float)
-            x = (x.view(torch.uint8) if x.dtype == torch.bool else x).to(w1.dtype)
+                # bool/uint8 spikes as they are: the fused input layer converts them itself
+                return layers.fused_forward(self, x, w1, w2, dropout_generator=dropout_generator)
+        x = as_float_spikes(x, w1.dtype)
         if self.membrane_only:
             return self._membrane_only_forward(x, w1)
         return self._reference_forward(x, w1, w2, dropout_generator=dropout_generator)
@@ -240,6 +238,14 @@ class SNN(nn.Module):
                 v, state = li_step(steps[t], state, p)
                 rec.append(v)
         return torch.stack(rec, dim=1)
+
+
+def as_float_spikes(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Spikes ``x`` (bool, uint8 or float) in ``dtype``; bool goes through a uint8 view (same
+    values, ~9x cheaper than ``bool.to(float)``). Returns ``x`` itself when it has ``dtype``."""
+    if x.dtype == dtype:
+        return x
+    return (x.view(torch.uint8) if x.dtype == torch.bool else x).to(dtype)
 
 
 def build_model(cfg: RunConfig, *, generator: torch.Generator | None = None) -> SNN:
