@@ -48,6 +48,8 @@ ENGINE = {"spikeloc": None, "spikeloc-graph": "graph", "spikeloc-eager": "eager"
 
 
 def _build(impl: str, x, y, W1, W2, dt_s):
+    import torch
+
     if impl in ENGINE or impl == "spikeloc-reference":
         backend = "reference" if impl == "spikeloc-reference" else "fused"
         step = bts._spikeloc_step(x, y, W1, W2, dt_s, backend)
@@ -63,49 +65,9 @@ def _build(impl: str, x, y, W1, W2, dt_s):
         return run
     if impl == "tutorial":
         return bts._tutorial_step(x, y, W1, W2, dt_s, 1, runtime=False)
-    if impl == "snntorch":
-        return _snntorch_cuda(x, y, W1, W2, dt_s)
+    if impl == "snntorch":  # the CPU benchmark's network, built on x's device
+        return bts._snntorch_step(x, y, W1, W2, dt_s, torch.get_num_threads())
     raise ValueError(impl)
-
-
-def _snntorch_cuda(x, y, W1, W2, dt_s):
-    """The CPU benchmark's snnTorch network (``Leaky`` with reset to zero, sigmoid surrogate
-    slope 5, ``Leaky`` without reset as the readout), its state created on the GPU."""
-    import math
-
-    import snntorch as snn
-    import torch
-    from snntorch import surrogate
-    from torch import nn
-
-    alpha = math.exp(-dt_s / bts.TAU_S)
-    H = W1.shape[1]
-    fc1 = nn.Linear(bts.N_INPUTS, H, bias=False).to(x.device)
-    fc2 = nn.Linear(H, bts.N_CLASSES, bias=False).to(x.device)
-    with torch.no_grad():
-        fc1.weight.copy_(W1.t())
-        fc2.weight.copy_(W2.t())
-    lif1 = snn.Leaky(beta=alpha, threshold=1.0, spike_grad=surrogate.sigmoid(slope=5),
-                     reset_mechanism="zero")  # fmt: skip
-    li2 = snn.Leaky(beta=alpha, threshold=1.0, reset_mechanism="none")
-    opt = torch.optim.Adam(list(fc1.parameters()) + list(fc2.parameters()), lr=bts.LR)
-    loss_fn = nn.CrossEntropyLoss()
-
-    def run():
-        mem1 = torch.zeros((x.shape[0], H), device=x.device)
-        mem2 = torch.zeros((x.shape[0], bts.N_CLASSES), device=x.device)
-        rec = []
-        for t in range(x.shape[1]):
-            spk1, mem1 = lif1(fc1(x[:, t]), mem1)
-            _, mem2 = li2(fc2(spk1), mem2)
-            rec.append(mem2)
-        loss = loss_fn(torch.stack(rec, dim=1).mean(1), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
-    return run
 
 
 def run_case(name: str, impls: list[str], reps: int, warmup: int, device: str) -> list[dict]:

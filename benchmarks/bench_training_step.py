@@ -227,7 +227,7 @@ def _snntorch_step(x, y, W1, W2, dt_s, threads):
                 mem2_rec.append(mem2)
             return torch.stack(mem2_rec, dim=1)
 
-    net = Net()
+    net = Net().to(x.device)  # snnTorch's state (the `mem` buffer) moves with it
     with torch.no_grad():
         net.fc1.weight.copy_(W1.t())
         net.fc2.weight.copy_(W2.t())
