@@ -292,14 +292,17 @@ def worker_main(args) -> None:
     torch.set_num_threads(args.threads)
     import_s = time.perf_counter() - t_import0
     data = torch.load(args.data, weights_only=True)
-    x = data["x"].to(torch.float32)
+    # spikeloc's training loop keeps spike batches as bool (spikeloc.training) and its model
+    # takes them as they are; the other implementations get the float32 tensor their code uses
+    x_bool = data["x"]
+    x = x_bool.to(torch.float32)
     y, W1, W2 = data["y"], data["W1"], data["W2"]
     impl = args.impl
     try:
         if impl == "spikeloc":
-            step = _spikeloc_step(x, y, W1, W2, args.dt, "auto")
+            step = _spikeloc_step(x_bool, y, W1, W2, args.dt, "auto")
         elif impl == "spikeloc-reference":
-            step = _spikeloc_step(x, y, W1, W2, args.dt, "reference")
+            step = _spikeloc_step(x_bool, y, W1, W2, args.dt, "reference")
         elif impl == "tutorial":
             step = _tutorial_step(x, y, W1, W2, args.dt, args.threads, runtime=False)
         elif impl == "tutorial+runtime":

@@ -29,6 +29,8 @@ the backward kernel runs the adjoint recurrence (the same equations as
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from functools import cache
 
 import numpy as np
@@ -37,6 +39,8 @@ __all__ = [
     "available",
     "lif_forward",
     "lif_backward",
+    "bit_group_codes",
+    "bit_group_scatter",
 ]
 
 
@@ -196,6 +200,266 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
     return lif_bwd
 
 
+# ======================================================================================
+# Lane-block kernels: the same recurrences with the units of a block in registers
+# ======================================================================================
+#
+# The loop kernels above keep the state (v, s, a / lambda, mu, kappa) in small arrays; numba
+# cannot tell LLVM that those do not overlap the (batch, T, N) arrays, so the unit loop stays
+# scalar and every state update goes through memory. The lane-block kernels below are generated
+# source: a block of C units (C = 8, 16 or 32) is unrolled into C named scalars, so the state
+# lives in registers across the whole time loop, and LLVM's SLP vectoriser (switched on for
+# these kernels only, see :func:`_slp_vectorize`) packs the C lanes into SIMD registers. Each
+# lane performs the loop kernel's IEEE operations in the same order (no fast-math, no FMA
+# contraction), so the results are bit-identical (checked in the tests). They need
+# C-contiguous arrays and N a multiple of C; otherwise the loop kernels run.
+
+#: Widest unit block the lane-block kernels unroll (the state of wider layers would not fit
+#: in registers anyway, and compile time grows with the width: ~1 s at 32 units, ~10 s at 112,
+#: once per machine thanks to the disk cache).
+MAX_LANES = {"forward": 32, "backward": 128}
+
+
+def _lane_width(n: int, kind: str) -> int | None:
+    """One block of all ``n`` units when ``n`` is a multiple of 8 (a SIMD register of float32)
+    and at most ``MAX_LANES[kind]``; else None (the loop kernel runs). Measured on the project's
+    2-core machine (float32, batch 128): the backward block kernel is 4x faster than the loop
+    kernel at both T=100, n=32 and T=1000, n=112; the forward one is 1.7x faster at n=32 and
+    no faster at n=112, where the forward loop is limited by memory traffic. Several narrower
+    blocks per layer were slower: each block walks the whole time axis on its own."""
+    return n if n % 8 == 0 and 0 < n <= MAX_LANES[kind] else None
+
+
+def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, C: int) -> str:
+    out: list[str] = []
+
+    def line(indent: int, text: str) -> None:
+        out.append(" " * indent + text)
+
+    def lanes(indent: int, fmt: str) -> None:
+        for k in range(C):
+            line(indent, fmt.format(k=k))
+
+    thr = "(theta + beta_a * a{k})" if adaptive else "theta"
+    # arrays (batch, T, N // C, C): each block of C units is a C-contiguous row, so the lanes
+    # are constant indices (contiguous loads and stores)
+    line(0, "def kernel(h4, S4, X4, U4, p):")
+    line(4, "B, T, NB = h4.shape[0], h4.shape[1], h4.shape[2]")
+    line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
+    line(4, "for b in range(B):")
+    line(8, "h, S, X, U = h4[b], S4[b], X4[b], U4[b if U4.shape[0] > 1 else 0]")
+    line(8, "for j in range(NB):")
+    lanes(12, "v{k} = nil")
+    lanes(12, "s{k} = nil")
+    if adaptive:
+        lanes(12, "a{k} = nil")
+    if published:
+        line(12, "S0, XT, U0 = S[0, j], X[T - 1, j], U[0, j]")
+        lanes(12, "S0[{k}] = nil")
+        lanes(12, "XT[{k}] = nil")
+        if store_u:
+            lanes(12, "U0[{k}] = nil")
+        line(12, "for t in range(T - 1):")
+        line(16, "ht, Xt, St = h[t, j], X[t, j], S[t + 1, j]")
+        line(16, f"Ut = U[{'t + 1' if store_u else '0'}, j]")
+        lanes(16, "hh{k} = ht[{k}]")
+        for k in range(C):
+            line(16, f"x{k} = v{k} - {thr.format(k=k)}")
+            line(16, f"sn{k} = one if x{k} > nil else nil")
+            line(16, f"u{k} = alpha * v{k} + hh{k}")
+            line(16, f"v{k} = u{k} * (one - s{k})" if zero else f"v{k} = u{k} - theta * s{k}")
+            if adaptive:
+                line(16, f"a{k} = rho * a{k} + omr * sn{k}")
+            line(16, f"s{k} = sn{k}")
+    else:
+        line(12, "for t in range(T):")
+        line(16, "ht, Xt, St = h[t, j], X[t, j], S[t, j]")
+        line(16, f"Ut = U[{'t' if store_u else '0'}, j]")
+        lanes(16, "hh{k} = ht[{k}]")
+        for k in range(C):
+            line(16, f"u{k} = alpha * v{k} + hh{k}")
+            line(16, f"x{k} = u{k} - {thr.format(k=k)}")
+            line(16, f"sn{k} = one if x{k} > nil else nil")
+            line(16, f"v{k} = u{k} * (one - sn{k})" if zero else f"v{k} = u{k} - theta * sn{k}")
+            if adaptive:
+                line(16, f"a{k} = rho * a{k} + omr * sn{k}")
+    lanes(16, "Xt[{k}] = x{k}")
+    lanes(16, "St[{k}] = sn{k}")
+    if store_u:
+        lanes(16, "Ut[{k}] = u{k}")
+    return "\n".join(out)
+
+
+def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool, C: int) -> str:
+    out: list[str] = []
+
+    def line(indent: int, text: str) -> None:
+        out.append(" " * indent + text)
+
+    def lanes(indent: int, fmt: str) -> None:
+        for k in range(C):
+            line(indent, fmt.format(k=k))
+
+    use_u = zero and coupled
+    line(0, "def kernel(G4, SG4, S4, U4, dh4, p):")
+    line(4, "B, T, NB = G4.shape[0], G4.shape[1], G4.shape[2]")
+    line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
+    line(4, "for b in range(B):")
+    line(8, "G, SG, S, dh, U = G4[b], SG4[b], S4[b], dh4[b], U4[b if U4.shape[0] > 1 else 0]")
+    line(8, "for j in range(NB):")
+    lanes(12, "lam{k} = nil")
+    lanes(12, "mu{k} = nil")
+    if adaptive:
+        lanes(12, "kap{k} = nil")
+
+    def loads(indent: int) -> None:
+        lanes(indent, "g{k} = Gt[{k}]")
+        lanes(indent, "sg{k} = SGt[{k}]")
+        if zero:
+            lanes(indent, "s{k} = St[{k}]")
+        if use_u:
+            lanes(indent, "u{k} = Ut[{k}]")
+
+    if published:
+        line(12, "GT, dhT = G[T - 1, j], dh[T - 1, j]")
+        lanes(12, "mu{k} = GT[{k}]")
+        lanes(12, "dhT[{k}] = nil")
+        line(12, "for t in range(T - 2, -1, -1):")
+        line(16, "Gt, SGt, St, dht = G[t, j], SG[t, j], S[t, j], dh[t, j]")
+        line(16, f"Ut = U[{'t + 1' if use_u else '0'}, j]")
+        loads(16)
+        for k in range(C):
+            line(16, f"q{k} = mu{k} * sg{k}")
+            if zero:
+                line(16, f"e{k} = one - s{k}")
+                line(16, f"lamn{k} = q{k} + alpha * e{k} * lam{k}")
+                line(16, f"d{k} = lam{k} * e{k}")
+            else:
+                line(16, f"lamn{k} = q{k} + alpha * lam{k}")
+                line(16, f"d{k} = lam{k} * one")
+            line(16, f"m{k} = g{k}")
+            if coupled:
+                line(16, f"m{k} = m{k} - lam{k} * u{k}" if zero else f"m{k} = m{k} - theta * lam{k}")
+            if adaptive:
+                line(16, f"kap{k} = rho * kap{k} - beta_a * q{k}")
+                line(16, f"m{k} = m{k} + omr * kap{k}")
+            line(16, f"mu{k} = m{k}")
+            line(16, f"lam{k} = lamn{k}")
+    else:
+        # lam holds nu_{t+1}, mu holds q_{t+1} = m_{t+1} sigma'_{t+1}
+        line(12, "for t in range(T - 1, -1, -1):")
+        line(16, "Gt, SGt, St, dht = G[t, j], SG[t, j], S[t, j], dh[t, j]")
+        line(16, f"Ut = U[{'t' if use_u else '0'}, j]")
+        loads(16)
+        for k in range(C):
+            line(16, f"ln{k} = alpha * lam{k}")
+            line(16, f"m{k} = g{k}")
+            if coupled:
+                line(16, f"m{k} = m{k} - ln{k} * u{k}" if zero else f"m{k} = m{k} - theta * ln{k}")
+            if adaptive:
+                line(16, f"kap{k} = rho * kap{k} - beta_a * mu{k}")
+                line(16, f"m{k} = m{k} + omr * kap{k}")
+            line(16, f"mu{k} = m{k} * sg{k}")
+            line(
+                16, f"lam{k} = mu{k} + ln{k} * (one - s{k})" if zero else f"lam{k} = mu{k} + ln{k}"
+            )
+            line(16, f"d{k} = lam{k}")
+    lanes(16, "dht[{k}] = d{k}")
+    return "\n".join(out)
+
+
+def _kernel_dir() -> str:
+    """Where generated kernel modules (and numba's cache of them) live: ``SPIKELOC_KERNEL_DIR``,
+    else ``$XDG_CACHE_HOME/spikeloc/kernels`` (``~/.cache/...``), else a temporary directory."""
+    import tempfile
+
+    candidates = [os.environ.get("SPIKELOC_KERNEL_DIR")]
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    candidates.append(os.path.join(cache_home, "spikeloc", "kernels"))
+    for path in candidates:
+        if not path:
+            continue
+        try:
+            os.makedirs(path, exist_ok=True)
+            if os.access(path, os.W_OK):
+                return path
+        except OSError:
+            continue
+    return tempfile.mkdtemp(prefix="spikeloc-kernels-")
+
+
+_HEADER = (
+    "# generated by spikeloc.cpu_kernels; safe to delete (it is written again when needed)\n"
+    "import numba\n\n\n"
+    "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)\n"
+)
+
+
+@cache
+def _generated(source: str):
+    """Compile-on-first-call dispatcher of generated kernel ``source`` (function ``kernel``).
+
+    The source is written to a file named by its hash (atomically: parallel jobs may write the
+    same file) and imported from there, so numba's disk cache keeps the compiled code between
+    processes."""
+    import hashlib
+    import importlib.util
+
+    text = _HEADER + source + "\n"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
+    directory = _kernel_dir()
+    path = os.path.join(directory, f"k_{digest}.py")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    name = f"spikeloc_kernel_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # numba's cached code refers back to its module by name
+    spec.loader.exec_module(module)
+    return module.kernel
+
+
+@cache
+def _lane_kernel(kind: str, flags: tuple, C: int):
+    source = _forward_source if kind == "forward" else _backward_source
+    return _generated(source(*flags, C))
+
+
+class _slp_vectorize:
+    """Context in which numba compiles with LLVM's SLP vectoriser on (off by default in numba;
+    read per compilation, so this scopes it to the lane-block kernels)."""
+
+    def __enter__(self):
+        from numba.core import config
+
+        self._old = config.SLP_VECTORIZE
+        config.SLP_VECTORIZE = 1
+
+    def __exit__(self, *exc):
+        from numba.core import config
+
+        config.SLP_VECTORIZE = self._old
+
+
+def _blocks(C: int):
+    """(batch, T, N) C-contiguous -> a (batch, T, N // C, C) view."""
+    return lambda a: a.reshape(a.shape[0], a.shape[1], a.shape[2] // C, C)
+
+
+def _lane_ok(kind: str, n: int, *arrays: np.ndarray | None) -> int | None:
+    """The block width for ``n`` units when every array is C-contiguous, else None.
+    ``SPIKELOC_LANE_KERNELS=0`` turns the block kernels off."""
+    if os.environ.get("SPIKELOC_LANE_KERNELS") == "0":
+        return None
+    C = _lane_width(n, kind)
+    if C is None or not all(a is None or a.flags.c_contiguous for a in arrays):
+        return None
+    return C
+
+
 def _params(spec, dtype) -> np.ndarray:
     return np.array(
         [spec.alpha, spec.threshold, spec.adaptive_beta, spec.rho, 1.0 - spec.rho, 1.0, 0.0],
@@ -211,13 +475,20 @@ def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
     argument (``v - theta`` before the spike decision; zero where no spike is recorded) and the
     pre-reset potential (None unless ``spec.needs_u``).
     """
-    kernel = _forward_kernel(
-        spec.order == "published", spec.reset == "zero", spec.adaptive, spec.needs_u
-    )
+    flags = (spec.order == "published", spec.reset == "zero", spec.adaptive, spec.needs_u)
     S = np.empty(h.shape, h.dtype)
     X = np.empty(h.shape, h.dtype)
-    U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty((1, 1, 1), h.dtype)
-    kernel(h, S, X, U, _params(spec, h.dtype))
+    C = _lane_ok("forward", h.shape[2], h)
+    dummy = (1, 1, C or 1)
+    U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty(dummy, h.dtype)
+    if C is not None:
+        blocks = _blocks(C)
+        with _slp_vectorize():
+            _lane_kernel("forward", flags, C)(
+                blocks(h), blocks(S), blocks(X), blocks(U), _params(spec, h.dtype)
+            )
+    else:
+        _forward_kernel(*flags)(h, S, X, U, _params(spec, h.dtype))
     return S, X, (U if spec.needs_u else None)
 
 
@@ -226,10 +497,127 @@ def lif_backward(
 ) -> np.ndarray:
     """dL/dh, a new C-contiguous (batch, T, n) array, from dL/dspikes ``G`` and the surrogate
     derivative ``SG = sigma'(X)`` (all indexed (batch, T, n), any strides)."""
-    kernel = _backward_kernel(
-        spec.order == "published", spec.reset == "zero", spec.adaptive, not spec.detach_reset
+    flags = (
+        spec.order == "published",
+        spec.reset == "zero",
+        spec.adaptive,
+        not spec.detach_reset,
     )
     dh = np.empty(G.shape, G.dtype)
-    U = U if U is not None else np.empty((1, 1, 1), G.dtype)
-    kernel(G, SG, S, U, dh, _params(spec, G.dtype))
+    C = _lane_ok("backward", G.shape[2], G, SG, S, U)
+    U = U if U is not None else np.empty((1, 1, C or 1), G.dtype)
+    if C is not None:
+        blocks = _blocks(C)
+        with _slp_vectorize():
+            _lane_kernel("backward", flags, C)(
+                blocks(G), blocks(SG), blocks(S), blocks(U), blocks(dh), _params(spec, G.dtype)
+            )
+    else:
+        _backward_kernel(*flags)(G, SG, S, U, dh, _params(spec, G.dtype))
     return dh
+
+
+# ======================================================================================
+# Input layer for 0/1 spikes: groups of 8 inputs as table rows (the "four Russians" method)
+# ======================================================================================
+#
+# For binary input x (rows r, K inputs) and weights W (K, H), h = x @ W sums the rows of W
+# whose inputs spike. Cut the inputs into groups of 8: group g of row r is one byte pattern
+# c = sum_j 2^j x[r, 8g + j] (0..255), and its contribution is the table row
+# tab[256 g + c] = sum_j bit_j(c) W[8g + j]. Then h[r] = sum_g tab[code(r, g)]: K/8 table rows per
+# row instead of K multiply-adds (a fraction of a dense GEMM's work at these shapes, and no float
+# copy of x). The gradient is the transpose: the table's gradient collects the gradient rows
+# (dtab[code(r, g)] += G[r], :func:`bit_group_scatter`) and dW[8g + j] = sum_c bit_j(c)
+# dtab[256 g + c] -- a small product. Only the summation order differs from the GEMM.
+
+#: Bytes of 0/1 flags -> bits: (8 little-endian bytes) * MAGIC >> 56 gathers byte j into bit j
+#: (the partial products land on distinct bits, so nothing carries into the top byte).
+_MAGIC = 0x0102040810204080
+
+def bit_groups_supported() -> bool:
+    """The byte-to-bit trick assumes little-endian words."""
+    return available() and sys.byteorder == "little"
+
+
+@cache
+def _codes_kernel():
+    @_jit()
+    def codes_k(x64, out):
+        # x64: (R, n_groups) uint64, each word 8 bytes of 0/1; out: (R, n_groups) int32 rows of
+        # the (n_groups * 256)-row table
+        magic = np.uint64(_MAGIC)
+        shift = np.uint64(56)
+        R, ng = x64.shape
+        for r in range(R):
+            for g in range(ng):
+                out[r, g] = np.int32((x64[r, g] * magic) >> shift) + np.int32(g * 256)
+
+    return codes_k
+
+
+@cache
+def _scatter_kernel():
+    @_jit()
+    def scatter_k(codes, G, dtab):
+        # dtab[codes[r, g]] += G[r] for every row r and group g
+        R, ng = codes.shape
+        H = G.shape[1]
+        for r in range(R):
+            gr = G[r]
+            for g in range(ng):
+                row = dtab[codes[r, g]]
+                for n in range(H):
+                    row[n] += gr[n]
+
+    return scatter_k
+
+
+def _as_words(x: np.ndarray) -> np.ndarray:
+    """(R, K) 0/1 bytes -> (R, ceil(K / 8)) uint64 words (K padded with zeros)."""
+    x = x.view(np.uint8)
+    if x.shape[1] % 8:
+        x = np.pad(x, ((0, 0), (0, 8 - x.shape[1] % 8)))
+    return np.ascontiguousarray(x).view(np.uint64)
+
+
+def bit_group_codes(x: np.ndarray) -> np.ndarray:
+    """Table-row indices of binary input ``x`` (R, K): 0/1 ``uint8`` or ``bool``, C-contiguous.
+
+    Returns an (R, ceil(K / 8)) int32 array whose entry (r, g) is ``256 g + sum_j 2^j x[r, 8g+j]``
+    (K is padded with silent inputs to a multiple of 8)."""
+    x64 = _as_words(x)
+    out = np.empty(x64.shape, np.int32)
+    _codes_kernel()(x64, out)
+    return out
+
+
+def _scatter_source(H: int) -> str:
+    """Generated scatter for rows of H units: the gradient row is held in H registers, and each
+    table row is loaded whole, added to and stored whole (SLP-vectorised; ~30% faster than the
+    loop kernel at H = 32)."""
+    out = ["def kernel(codes, G, dtab):", "    R, ng = codes.shape", "    for r in range(R):"]
+    out += ["        gr, cr = G[r], codes[r]"]
+    out += [f"        g{k} = gr[{k}]" for k in range(H)]
+    out += ["        for g in range(ng):", "            row = dtab[cr[g]]"]
+    out += [f"            t{k} = row[{k}]" for k in range(H)]
+    out += [f"            row[{k}] = t{k} + g{k}" for k in range(H)]
+    return "\n".join(out)
+
+
+@cache
+def _scatter_generated(H: int):
+    return _generated(_scatter_source(H))
+
+
+def bit_group_scatter(codes: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """The table's gradient: a new (n_groups * 256, H) array (dtype of ``G``) holding, per row
+    ``i``, the sum of the rows ``G[r]`` with ``codes[r, g] == i`` (added in row order). ``G``
+    (R, H), any strides."""
+    H = G.shape[1]
+    dtab = np.zeros((codes.shape[1] * 256, H), G.dtype)
+    if 0 < H <= MAX_LANES["backward"] and G.flags.c_contiguous:
+        with _slp_vectorize():
+            _scatter_generated(H)(codes, G, dtab)
+    else:
+        _scatter_kernel()(codes, G, dtab)
+    return dtab

@@ -75,6 +75,8 @@ __all__ = [
     "fused_forward",
     "lif_sequence",
     "input_projection",
+    "TableInput",
+    "table_input_available",
     "choose_input_mode",
     "set_input_mode",
     "li_mean_weights",
@@ -815,18 +817,35 @@ class SparsePlan:
     inputs_np: np.ndarray  # input of each spike
 
 
+_INPUT_MODES = ("auto", "dense", "sparse", "table")
+
+
 def set_input_mode(mode: str) -> None:
-    """Choose the input layer: ``auto`` (by spike density), ``dense`` or ``sparse``."""
+    """Choose the input layer: ``auto``, ``dense``, ``sparse`` or ``table`` (see
+    :func:`choose_input_mode`)."""
     global _input_mode
-    if mode not in ("auto", "dense", "sparse"):
-        raise ValueError(f"input mode must be auto, dense or sparse, got {mode!r}")
+    if mode not in _INPUT_MODES:
+        raise ValueError(f"input mode must be one of {', '.join(_INPUT_MODES)}, got {mode!r}")
     _input_mode = mode
 
 
+def table_input_available(x: torch.Tensor) -> bool:
+    """Whether :class:`TableInput` can take ``x``: bool spikes on the CPU, compiled kernels."""
+    return x.dtype == torch.bool and x.device.type == "cpu" and cpu_kernels.bit_groups_supported()
+
+
 def choose_input_mode(x: torch.Tensor, n_hidden: int, mode: str | None = None) -> str:
-    """``dense`` or ``sparse`` for input ``x`` (batch, T, n_in): sparse on the CPU when the
-    spike density, estimated on a few samples, is at most :data:`SPARSE_MAX_DENSITY`."""
+    """``dense``, ``sparse`` or ``table`` for input ``x`` (batch, T, n_in).
+
+    ``auto``: on the CPU, ``sparse`` when the spike density, estimated on a few samples, is at
+    most :data:`SPARSE_MAX_DENSITY`; otherwise ``table`` for bool spikes (the library's spike
+    format, always 0/1) and ``dense`` for float or integer input, which may hold other values.
+    Off the CPU always ``dense``. A forced ``table`` falls back to ``dense`` where it cannot
+    run (see :func:`table_input_available`).
+    """
     mode = mode or _input_mode
+    if mode == "table":
+        return "table" if table_input_available(x) else "dense"
     if mode != "auto":
         return mode
     if x.device.type != "cpu" or x.dim() != 3:
@@ -835,7 +854,9 @@ def choose_input_mode(x: torch.Tensor, n_hidden: int, mode: str | None = None) -
     if probe.numel() == 0:
         return "dense"
     density = float(probe.bool().sum()) / probe.numel()
-    return "sparse" if density <= SPARSE_MAX_DENSITY * min(1.0, n_hidden / 32) else "dense"
+    if density <= SPARSE_MAX_DENSITY * min(1.0, n_hidden / 32):
+        return "sparse"
+    return "table" if table_input_available(x) else "dense"
 
 
 def _nonzero_flat(x: torch.Tensor) -> np.ndarray:
@@ -976,20 +997,78 @@ class DenseInput(torch.autograd.Function):
         return dx, dw, None
 
 
+@functools.cache
+def _bit_patterns(dtype: torch.dtype) -> torch.Tensor:
+    """(256, 8): row ``c`` holds the bits of ``c``, least significant first."""
+    c = torch.arange(256)
+    return ((c[:, None] >> torch.arange(8)) & 1).to(dtype)
+
+
+class TableInput(torch.autograd.Function):
+    """The input layer for bool spikes on the CPU: ``h = x @ W1`` as table look-ups.
+
+    The inputs are cut into groups of 8; each group's spike pattern in a (batch, t) row is a
+    byte ``c``, and its contribution to ``h`` is the row ``c`` of a 256-row table of partial
+    sums of that group's weights (built per call by a small product; the "four Russians"
+    method). ``h`` is then a sum of ``n_in / 8`` table rows per (batch, t) row --
+    ``F.embedding_bag`` over the byte codes (:func:`spikeloc.cpu_kernels.bit_group_codes`)
+    -- instead of ``n_in`` multiply-adds, and ``x`` is never copied to float. Backward
+    collects the gradient rows per table row (:func:`spikeloc.cpu_kernels.bit_group_scatter`)
+    and maps the table's gradient back to ``dW1`` with the transposed small product. The sums
+    are those of the GEMM in another order: equal up to float rounding. Output layout and
+    ``pad`` as :class:`DenseInput`.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, pad: bool):  # type: ignore[override]
+        B, T, n_in = x.shape
+        H = w.shape[1]
+        Hp = _padded_width(H) if pad else H
+        codes = cpu_kernels.bit_group_codes(x.reshape(B * T, n_in).contiguous().numpy())
+        ng = codes.shape[1]
+        wp = F.pad(w.detach(), (0, Hp - H, 0, ng * 8 - n_in))  # zero units, silent inputs
+        table = torch.matmul(_bit_patterns(w.dtype), wp.view(ng, 8, Hp)).view(ng * 256, Hp)
+        codes_t = torch.from_numpy(codes)
+        # the look-ups run in torch's thread pool (the compiled kernels are single-threaded)
+        h = F.embedding_bag(codes_t, table, mode="sum").view(B, T, Hp).transpose(0, 1)
+        ctx.save_for_backward(codes_t, w)
+        ctx.shape = (B, T, n_in)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        codes_t, w = ctx.saved_tensors
+        B, T, n_in = ctx.shape
+        H = w.shape[1]
+        dw = None
+        if ctx.needs_input_grad[1]:
+            # whole (padded) rows: contiguous, so the compiled loop is vectorised
+            Hp = g.shape[2]
+            g2 = g.transpose(0, 1).reshape(B * T, Hp)  # a view when batch-major
+            ng = codes_t.shape[1]
+            dtab = cpu_kernels.bit_group_scatter(codes_t.numpy(), g2.numpy())
+            dtab_t = torch.from_numpy(dtab).view(ng, 256, Hp)
+            dw = torch.matmul(_bit_patterns(w.dtype).t(), dtab_t).view(ng * 8, Hp)[:n_in, :H]
+        return None, dw, None  # bool input: no gradient
+
+
 def input_projection(
     x: torch.Tensor, w: torch.Tensor, *, mode: str | None = None, pad: bool = False
 ) -> torch.Tensor:
     """``x @ w`` for input spikes ``x`` (batch, T, n_in), time-major: (T, batch, n_hidden).
 
-    ``x`` may be bool, uint8 or float. With ``pad`` the dense layer returns
-    :func:`_padded_width` columns on the CPU (the extra ones exact zeros); the sparse layer never
-    pads.
+    ``x`` may be bool, uint8 or float; the layer is chosen by :func:`choose_input_mode`. With
+    ``pad`` the dense and table layers return :func:`_padded_width` columns on the CPU (the
+    extra ones exact zeros); the sparse layer never pads.
     """
     chosen = choose_input_mode(x, w.shape[1], mode)
     if chosen == "sparse":
         # bool spikes are all 1: the plan needs no values, so no float copy of the input
         xs = x if x.dtype == torch.bool else as_float_spikes(x, w.dtype)
         return InputProjection.apply(xs, w, sparse_plan(xs.detach()))
+    if chosen == "table":
+        return TableInput.apply(x.detach(), w, pad)
     return DenseInput.apply(x, w, pad and x.device.type == "cpu")
 
 
