@@ -62,14 +62,15 @@ def spikes_in(batch: int, T: int, n: int, density: float, seed: int) -> torch.Te
 
 
 def run(cfg: ModelConfig, backend: str, x: torch.Tensor, dtype, seed: int, device="cpu"):
-    """Loss (readout loss + a rate term on hidden spikes + a term on output_v), gradients, output."""
+    """Loss (readout loss + a rate term on hidden spikes + a term on output_v), gradients, output.
+    A bool ``x`` is given to the model as it is (the training loop's format); other inputs are
+    converted to ``dtype``."""
     model = SNN(cfg, 1e-3, generator=torch.Generator().manual_seed(seed), backend=backend)
     model = model.to(device=device, dtype=dtype)
     with torch.no_grad():
         model.W1.mul_(5.0)  # enough drive for lively hidden spikes at these small sizes
-    out = model(
-        x.to(device=device, dtype=dtype), dropout_generator=torch.Generator().manual_seed(7)
-    )
+    x = x.to(device) if x.dtype == torch.bool else x.to(device=device, dtype=dtype)
+    out = model(x, dropout_generator=torch.Generator().manual_seed(7))
     if cfg.readout == "regression":
         loss = ((out.readout - 0.3) ** 2).mean()
     else:
@@ -118,6 +119,21 @@ def test_fused_matches_reference_random_config(seed):
     assert_same(cfg, x, torch.float32, seed)
     if T >= 17:  # the comparison is not vacuous
         assert float(ref[2].hidden_spikes.detach().sum()) > 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fused_matches_reference_with_bool_input(seed):
+    """Bool spikes (what the training loop passes): the fused model takes its table input layer
+    (sums in another order than the reference's GEMM), still within the tolerances."""
+    rng = random.Random(300 + seed)
+    cfg = random_config(rng, n_inputs=rng.choice([24, 29, 200]))
+    T = rng.choice([17, 60, 100])
+    x = spikes_in(rng.choice([1, 4]), T, cfg.n_inputs, 0.25, seed).bool()
+    if layers.cpu_kernels.bit_groups_supported():
+        assert layers.choose_input_mode(x, cfg.n_hidden) == "table"
+    ref, _ = assert_same(cfg, x, torch.float64, seed)
+    assert_same(cfg, x, torch.float32, seed)
+    assert float(ref[2].hidden_spikes.detach().sum()) > 0
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -367,15 +383,134 @@ def test_automatic_input_choice_follows_spike_density():
     dense = make_dataset(8, StimulusConfig(dt_s=1e-3), generator=torch.Generator().manual_seed(0))
     sparse = make_dataset(8, StimulusConfig(dt_s=1e-4), generator=torch.Generator().manual_seed(0))
     assert layers.choose_input_mode(dense.spikes.float(), 30) == "dense"  # 22% of bins spike
+    table = "table" if layers.cpu_kernels.bit_groups_supported() else "dense"
+    assert layers.choose_input_mode(dense.spikes.bool(), 30) == table  # bool: always 0/1
     assert layers.choose_input_mode(sparse.spikes.float(), 100) == "sparse"  # 2.25%
+    assert layers.choose_input_mode(sparse.spikes.bool(), 100) == "sparse"
     assert layers.choose_input_mode(sparse.spikes.float(), 100, "dense") == "dense"
+    assert layers.choose_input_mode(dense.spikes.float(), 30, "table") == "dense"  # not bool
     layers.set_input_mode("dense")
     try:
         assert layers.choose_input_mode(sparse.spikes.float(), 100) == "dense"
     finally:
         layers.set_input_mode("auto")
-    with pytest.raises(ValueError, match="input mode"):
+    with pytest.raises(ValueError, match="input mode must be one of auto, dense, sparse, table"):
         layers.set_input_mode("fast")
+
+
+@pytest.mark.parametrize("n_in,H,pad", [(200, 30, True), (203, 30, False), (16, 8, False)])
+def test_table_input_layer_matches_the_gemm(n_in, H, pad):
+    """Table look-ups (groups of 8 inputs) against ``x @ W1`` and its gradient: same sums in
+    another order; padded columns exact zeros; batch-major output like the dense layer."""
+    if not layers.cpu_kernels.bit_groups_supported():
+        pytest.skip("numba not installed")
+    x = spikes_in(6, 40, n_in, 0.25, seed=11).bool()
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        g = torch.Generator().manual_seed(3)
+        w = torch.randn(n_in, H, generator=g, dtype=dtype, requires_grad=True)
+        h = layers.input_projection(x, w, mode="table", pad=pad)
+        Hp = layers._padded_width(H) if pad else H
+        assert h.shape == (40, 6, Hp) and h.transpose(0, 1).is_contiguous()
+        assert torch.equal(h[..., H:], torch.zeros_like(h[..., H:]))
+        exact = x.to(dtype) @ w.detach()
+        assert rel_err(h[..., :H].transpose(0, 1), exact) <= tol
+        grad = torch.randn(40, 6, Hp, generator=g, dtype=dtype)
+        (dw,) = torch.autograd.grad(h, w, grad)
+        dw_exact = torch.einsum("bti,bth->ih", x.to(dtype), grad.transpose(0, 1)[..., :H])
+        assert rel_err(dw, dw_exact) <= tol
+
+
+def test_table_codes_and_scatter_kernels():
+    """The byte codes are the inputs' bit patterns (numpy's packbits), and the scatter adds
+    each gradient row to its codes' table rows (against a plain numpy loop), for the generated
+    kernel (contiguous rows) and the loop kernel (strided rows)."""
+    if not layers.cpu_kernels.bit_groups_supported():
+        pytest.skip("numba not installed")
+    import numpy as np
+
+    ck = layers.cpu_kernels
+    rng = np.random.default_rng(0)
+    for K in (200, 203, 5):
+        x = rng.random((50, K)) < 0.3
+        codes = ck.bit_group_codes(x)
+        ng = -(-K // 8)
+        packed = np.packbits(np.pad(x, ((0, 0), (0, ng * 8 - K))), axis=1, bitorder="little")
+        assert np.array_equal(codes, packed.astype(np.int32) + 256 * np.arange(ng))
+        for G in (rng.standard_normal((50, 12)), rng.standard_normal((50, 24))[:, ::2]):
+            G = G.astype(np.float32)
+            expect = np.zeros((ng * 256, 12), np.float32)
+            for r in range(50):
+                for c in codes[r]:
+                    expect[c] += G[r]
+            assert np.allclose(ck.bit_group_scatter(codes, G), expect, rtol=1e-6, atol=1e-5)
+
+
+def test_lane_block_kernels_are_bit_identical_to_the_loop_kernels(monkeypatch):
+    """The generated block kernels (units unrolled into registers) against the loop kernels,
+    every option combination, float64 and float32: the same numbers bit for bit."""
+    if not layers.cpu_kernels.available():
+        pytest.skip("numba not installed")
+    import itertools
+
+    import numpy as np
+
+    ck = layers.cpu_kernels
+    rng = np.random.default_rng(1)
+    combos = itertools.product(["published", "immediate"], ["zero", "subtract"], [False, True],
+                               [0.0, 0.4])  # fmt: skip
+    for i, (order, reset, detach, ab) in enumerate(combos):
+        spec = layers.LIFSpec(alpha=0.9, threshold=0.8, reset=reset, order=order,
+                              detach_reset=detach, adaptive_beta=ab, rho=0.85)  # fmt: skip
+        dtype = np.float64 if i % 2 else np.float32
+        h = (rng.random((3, 40, 8)) * 1.4).astype(dtype)
+        G = rng.standard_normal(h.shape).astype(dtype)
+        SG = rng.random(h.shape).astype(dtype)
+        out = {}
+        for lanes in ("0", "1"):
+            monkeypatch.setenv("SPIKELOC_LANE_KERNELS", lanes)
+            S, X, U = ck.lif_forward(h, spec)
+            out[lanes] = (S, X, U, ck.lif_backward(G, SG, S, U, spec))
+        for a, b in zip(out["0"], out["1"], strict=True):
+            assert (a is None and b is None) or np.array_equal(a, b), spec
+        assert out["1"][0].sum() > 0
+
+
+def test_generated_kernels_are_cached_in_the_kernel_dir(tmp_path, monkeypatch):
+    """Generated kernel sources go to SPIKELOC_KERNEL_DIR, named by their hash; an unwritable
+    directory falls back to a temporary one."""
+    if not layers.cpu_kernels.available():
+        pytest.skip("numba not installed")
+    ck = layers.cpu_kernels
+    monkeypatch.setenv("SPIKELOC_KERNEL_DIR", str(tmp_path))
+    assert ck._kernel_dir() == str(tmp_path)
+    source = "def kernel(a):\n    return a + 1"
+    ck._generated.cache_clear()
+    try:
+        assert ck._generated(source)(41) == 42
+        files = [p.name for p in tmp_path.glob("k_*.py")]
+        assert len(files) == 1
+        ck._generated.cache_clear()
+        assert ck._generated(source)(1) == 2  # the same file again
+        assert [p.name for p in tmp_path.glob("k_*.py")] == files
+    finally:
+        ck._generated.cache_clear()
+        ck._lane_kernel.cache_clear()
+        ck._scatter_generated.cache_clear()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("SPIKELOC_KERNEL_DIR", str(blocked / "sub"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked / "cache"))
+    assert "spikeloc-kernels-" in ck._kernel_dir()
+
+
+def test_time_weighted_sum_gradient_is_the_outer_product():
+    c = torch.rand(30, dtype=torch.float64)
+    s = torch.rand(4, 30, 7, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(4, 7, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(layers.TimeWeightedSum.apply(c, s), s, g)
+    (ref,) = torch.autograd.grad(torch.matmul(c, s), s, g)
+    assert torch.equal(ours, ref)
+    assert torch.equal(layers.TimeWeightedSum.apply(c, s), torch.matmul(c, s))
 
 
 # --------------------------------------------------------------------------------------
