@@ -339,7 +339,9 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
                 line(16, f"d{k} = lam{k} * one")
             line(16, f"m{k} = g{k}")
             if coupled:
-                line(16, f"m{k} = m{k} - lam{k} * u{k}" if zero else f"m{k} = m{k} - theta * lam{k}")
+                line(
+                    16, f"m{k} = m{k} - lam{k} * u{k}" if zero else f"m{k} = m{k} - theta * lam{k}"
+                )
             if adaptive:
                 line(16, f"kap{k} = rho * kap{k} - beta_a * q{k}")
                 line(16, f"m{k} = m{k} + omr * kap{k}")
@@ -533,6 +535,7 @@ def lif_backward(
 #: Bytes of 0/1 flags -> bits: (8 little-endian bytes) * MAGIC >> 56 gathers byte j into bit j
 #: (the partial products land on distinct bits, so nothing carries into the top byte).
 _MAGIC = 0x0102040810204080
+
 
 def bit_groups_supported() -> bool:
     """The byte-to-bit trick assumes little-endian words."""
