@@ -15,15 +15,29 @@ spikes are bit-identical to the reference loop's for the same input currents.
 
 **LIF kernels** (:func:`lif_forward`, :func:`lif_backward`). Arrays indexed (batch, T, units)
 with any strides; results are batch-major (each batch row's (T, units) block contiguous: the
-layout of the input layer's GEMM output and of the readout's gradient, so no transposing
-copies). The inner loop runs over the units of one step (vectorised). Every
-option of :class:`spikeloc.layers.LIFSpec` (both update orders, reset to zero or by subtraction, ``detach_reset``, adaptive threshold). The forward kernel
-records what the adjoint needs -- ``S`` (spikes), ``X`` (the surrogate's argument) and, for
-reset to zero with the reset in the graph, ``U`` (the pre-reset potential). The surrogate
-derivative ``sigma'(X)`` is evaluated by torch over all steps at once (vectorised ``exp``), and
-the backward kernel runs the adjoint recurrence (the same equations as
-:func:`spikeloc.layers._backward_adaptive`, which reduce to the non-adaptive ones when
-``adaptive_beta = 0``).
+layout of the input layer's output and of the readout's gradient, so no transposing copies).
+Every option of :class:`spikeloc.layers.LIFSpec` (both update orders, reset to zero or by
+subtraction, ``detach_reset``, adaptive threshold). The forward kernel records what the adjoint
+needs -- ``S`` (spikes), ``X`` (the surrogate's argument) and, for reset to zero with the reset
+in the graph, ``U`` (the pre-reset potential). The surrogate derivative ``sigma'(X)`` is
+evaluated by torch over all steps at once (vectorised ``exp``), and the backward kernel runs the
+adjoint recurrence (the same equations as :func:`spikeloc.layers._backward_adaptive`, which
+reduce to the non-adaptive ones when ``adaptive_beta = 0``). Two forms of each kernel:
+
+* loop kernels (any width, any strides): the units of a step in an inner loop, the state in
+  small arrays;
+* lane-block kernels (C-contiguous arrays, a width that is a multiple of 8 up to
+  :data:`MAX_LANES`): generated source with every unit unrolled into named scalars, so the
+  state stays in registers over the time loop and LLVM's SLP vectoriser packs the units into
+  SIMD registers -- the adjoint 4x faster (``SPIKELOC_LANE_KERNELS=0`` turns them off). The
+  generated modules are written to ``SPIKELOC_KERNEL_DIR`` (default
+  ``~/.cache/spikeloc/kernels``), where numba also caches their machine code.
+
+**Table input layer** (:func:`bit_group_codes`, :func:`bit_group_scatter`): the kernels behind
+:class:`spikeloc.layers.TableInput` (below).
+
+Everything here is single-threaded: torch's OpenMP workers keep spinning on the other cores
+between torch operations, and a second thread of ours measured no faster on 2 cores.
 """
 
 from __future__ import annotations
@@ -207,12 +221,13 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
 # The loop kernels above keep the state (v, s, a / lambda, mu, kappa) in small arrays; numba
 # cannot tell LLVM that those do not overlap the (batch, T, N) arrays, so the unit loop stays
 # scalar and every state update goes through memory. The lane-block kernels below are generated
-# source: a block of C units (C = 8, 16 or 32) is unrolled into C named scalars, so the state
-# lives in registers across the whole time loop, and LLVM's SLP vectoriser (switched on for
-# these kernels only, see :func:`_slp_vectorize`) packs the C lanes into SIMD registers. Each
-# lane performs the loop kernel's IEEE operations in the same order (no fast-math, no FMA
+# source: the layer's C units are unrolled into C named scalars, so the state lives in
+# registers across the whole time loop, and LLVM's SLP vectoriser (switched on for these
+# kernels only, see :func:`_slp_vectorize`) packs the C lanes into SIMD registers. Each lane
+# performs the loop kernel's IEEE operations in the same order (no fast-math, no FMA
 # contraction), so the results are bit-identical (checked in the tests). They need
-# C-contiguous arrays and N a multiple of C; otherwise the loop kernels run.
+# C-contiguous arrays and a width allowed by :func:`_lane_width`; otherwise the loop kernels
+# run.
 
 #: Widest unit block the lane-block kernels unroll (the state of wider layers would not fit
 #: in registers anyway, and compile time grows with the width: ~1 s at 32 units, ~10 s at 112,
