@@ -245,15 +245,28 @@ def _lane_width(n: int, kind: str) -> int | None:
     return n if n % 8 == 0 and 0 < n <= MAX_LANES[kind] else None
 
 
+class _Source:
+    """Lines of generated kernel source for ``C`` lanes."""
+
+    def __init__(self, C: int):
+        self.C = C
+        self.out: list[str] = []
+
+    def line(self, indent: int, text: str) -> None:
+        self.out.append(" " * indent + text)
+
+    def lanes(self, indent: int, fmt: str) -> None:
+        """One line per lane, ``{k}`` in ``fmt`` replaced by the lane number."""
+        for k in range(self.C):
+            self.line(indent, fmt.format(k=k))
+
+    def text(self) -> str:
+        return "\n".join(self.out)
+
+
 def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, C: int) -> str:
-    out: list[str] = []
-
-    def line(indent: int, text: str) -> None:
-        out.append(" " * indent + text)
-
-    def lanes(indent: int, fmt: str) -> None:
-        for k in range(C):
-            line(indent, fmt.format(k=k))
+    src = _Source(C)
+    line, lanes = src.line, src.lanes
 
     thr = "(theta + beta_a * a{k})" if adaptive else "theta"
     # arrays (batch, T, N // C, C): each block of C units is a C-contiguous row, so the lanes
@@ -302,18 +315,12 @@ def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, 
     lanes(16, "St[{k}] = sn{k}")
     if store_u:
         lanes(16, "Ut[{k}] = u{k}")
-    return "\n".join(out)
+    return src.text()
 
 
 def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool, C: int) -> str:
-    out: list[str] = []
-
-    def line(indent: int, text: str) -> None:
-        out.append(" " * indent + text)
-
-    def lanes(indent: int, fmt: str) -> None:
-        for k in range(C):
-            line(indent, fmt.format(k=k))
+    src = _Source(C)
+    line, lanes = src.line, src.lanes
 
     use_u = zero and coupled
     line(0, "def kernel(G4, SG4, S4, U4, dh4, p):")
@@ -382,7 +389,7 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
             )
             line(16, f"d{k} = lam{k}")
     lanes(16, "dht[{k}] = d{k}")
-    return "\n".join(out)
+    return src.text()
 
 
 def _kernel_dir() -> str:
