@@ -392,9 +392,14 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
     return src.text()
 
 
+_fallback_dir: str | None = None
+
+
 def _kernel_dir() -> str:
     """Where generated kernel modules (and numba's cache of them) live: ``SPIKELOC_KERNEL_DIR``,
-    else ``$XDG_CACHE_HOME/spikeloc/kernels`` (``~/.cache/...``), else a temporary directory."""
+    else ``$XDG_CACHE_HOME/spikeloc/kernels`` (``~/.cache/...``), else one temporary directory
+    per process."""
+    global _fallback_dir
     import tempfile
 
     candidates = [os.environ.get("SPIKELOC_KERNEL_DIR")]
@@ -409,7 +414,9 @@ def _kernel_dir() -> str:
                 return path
         except OSError:
             continue
-    return tempfile.mkdtemp(prefix="spikeloc-kernels-")
+    if _fallback_dir is None or not os.path.isdir(_fallback_dir):
+        _fallback_dir = tempfile.mkdtemp(prefix="spikeloc-kernels-")
+    return _fallback_dir
 
 
 _HEADER = (
