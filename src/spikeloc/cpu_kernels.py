@@ -269,52 +269,51 @@ def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, 
     line, lanes = src.line, src.lanes
 
     thr = "(theta + beta_a * a{k})" if adaptive else "theta"
-    # arrays (batch, T, N // C, C): each block of C units is a C-contiguous row, so the lanes
+    # C-contiguous (batch, T, C) arrays: a step's units are one contiguous row, so the lanes
     # are constant indices (contiguous loads and stores)
-    line(0, "def kernel(h4, S4, X4, U4, p):")
-    line(4, "B, T, NB = h4.shape[0], h4.shape[1], h4.shape[2]")
+    line(0, "def kernel(h3, S3, X3, U3, p):")
+    line(4, "B, T = h3.shape[0], h3.shape[1]")
     line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
     line(4, "for b in range(B):")
-    line(8, "h, S, X, U = h4[b], S4[b], X4[b], U4[b if U4.shape[0] > 1 else 0]")
-    line(8, "for j in range(NB):")
-    lanes(12, "v{k} = nil")
-    lanes(12, "s{k} = nil")
+    line(8, "h, S, X, U = h3[b], S3[b], X3[b], U3[b if U3.shape[0] > 1 else 0]")
+    lanes(8, "v{k} = nil")
+    lanes(8, "s{k} = nil")
     if adaptive:
-        lanes(12, "a{k} = nil")
+        lanes(8, "a{k} = nil")
     if published:
-        line(12, "S0, XT, U0 = S[0, j], X[T - 1, j], U[0, j]")
-        lanes(12, "S0[{k}] = nil")
-        lanes(12, "XT[{k}] = nil")
+        line(8, "S0, XT, U0 = S[0], X[T - 1], U[0]")
+        lanes(8, "S0[{k}] = nil")
+        lanes(8, "XT[{k}] = nil")
         if store_u:
-            lanes(12, "U0[{k}] = nil")
-        line(12, "for t in range(T - 1):")
-        line(16, "ht, Xt, St = h[t, j], X[t, j], S[t + 1, j]")
-        line(16, f"Ut = U[{'t + 1' if store_u else '0'}, j]")
-        lanes(16, "hh{k} = ht[{k}]")
+            lanes(8, "U0[{k}] = nil")
+        line(8, "for t in range(T - 1):")
+        line(12, "ht, Xt, St = h[t], X[t], S[t + 1]")
+        line(12, f"Ut = U[{'t + 1' if store_u else '0'}]")
+        lanes(12, "hh{k} = ht[{k}]")
         for k in range(C):
-            line(16, f"x{k} = v{k} - {thr.format(k=k)}")
-            line(16, f"sn{k} = one if x{k} > nil else nil")
-            line(16, f"u{k} = alpha * v{k} + hh{k}")
-            line(16, f"v{k} = u{k} * (one - s{k})" if zero else f"v{k} = u{k} - theta * s{k}")
+            line(12, f"x{k} = v{k} - {thr.format(k=k)}")
+            line(12, f"sn{k} = one if x{k} > nil else nil")
+            line(12, f"u{k} = alpha * v{k} + hh{k}")
+            line(12, f"v{k} = u{k} * (one - s{k})" if zero else f"v{k} = u{k} - theta * s{k}")
             if adaptive:
-                line(16, f"a{k} = rho * a{k} + omr * sn{k}")
-            line(16, f"s{k} = sn{k}")
+                line(12, f"a{k} = rho * a{k} + omr * sn{k}")
+            line(12, f"s{k} = sn{k}")
     else:
-        line(12, "for t in range(T):")
-        line(16, "ht, Xt, St = h[t, j], X[t, j], S[t, j]")
-        line(16, f"Ut = U[{'t' if store_u else '0'}, j]")
-        lanes(16, "hh{k} = ht[{k}]")
+        line(8, "for t in range(T):")
+        line(12, "ht, Xt, St = h[t], X[t], S[t]")
+        line(12, f"Ut = U[{'t' if store_u else '0'}]")
+        lanes(12, "hh{k} = ht[{k}]")
         for k in range(C):
-            line(16, f"u{k} = alpha * v{k} + hh{k}")
-            line(16, f"x{k} = u{k} - {thr.format(k=k)}")
-            line(16, f"sn{k} = one if x{k} > nil else nil")
-            line(16, f"v{k} = u{k} * (one - sn{k})" if zero else f"v{k} = u{k} - theta * sn{k}")
+            line(12, f"u{k} = alpha * v{k} + hh{k}")
+            line(12, f"x{k} = u{k} - {thr.format(k=k)}")
+            line(12, f"sn{k} = one if x{k} > nil else nil")
+            line(12, f"v{k} = u{k} * (one - sn{k})" if zero else f"v{k} = u{k} - theta * sn{k}")
             if adaptive:
-                line(16, f"a{k} = rho * a{k} + omr * sn{k}")
-    lanes(16, "Xt[{k}] = x{k}")
-    lanes(16, "St[{k}] = sn{k}")
+                line(12, f"a{k} = rho * a{k} + omr * sn{k}")
+    lanes(12, "Xt[{k}] = x{k}")
+    lanes(12, "St[{k}] = sn{k}")
     if store_u:
-        lanes(16, "Ut[{k}] = u{k}")
+        lanes(12, "Ut[{k}] = u{k}")
     return src.text()
 
 
@@ -323,16 +322,15 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
     line, lanes = src.line, src.lanes
 
     use_u = zero and coupled
-    line(0, "def kernel(G4, SG4, S4, U4, dh4, p):")
-    line(4, "B, T, NB = G4.shape[0], G4.shape[1], G4.shape[2]")
+    line(0, "def kernel(G3, SG3, S3, U3, dh3, p):")
+    line(4, "B, T = G3.shape[0], G3.shape[1]")
     line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
     line(4, "for b in range(B):")
-    line(8, "G, SG, S, dh, U = G4[b], SG4[b], S4[b], dh4[b], U4[b if U4.shape[0] > 1 else 0]")
-    line(8, "for j in range(NB):")
-    lanes(12, "lam{k} = nil")
-    lanes(12, "mu{k} = nil")
+    line(8, "G, SG, S, dh, U = G3[b], SG3[b], S3[b], dh3[b], U3[b if U3.shape[0] > 1 else 0]")
+    lanes(8, "lam{k} = nil")
+    lanes(8, "mu{k} = nil")
     if adaptive:
-        lanes(12, "kap{k} = nil")
+        lanes(8, "kap{k} = nil")
 
     def loads(indent: int) -> None:
         lanes(indent, "g{k} = Gt[{k}]")
@@ -343,52 +341,52 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
             lanes(indent, "u{k} = Ut[{k}]")
 
     if published:
-        line(12, "GT, dhT = G[T - 1, j], dh[T - 1, j]")
-        lanes(12, "mu{k} = GT[{k}]")
-        lanes(12, "dhT[{k}] = nil")
-        line(12, "for t in range(T - 2, -1, -1):")
-        line(16, "Gt, SGt, St, dht = G[t, j], SG[t, j], S[t, j], dh[t, j]")
-        line(16, f"Ut = U[{'t + 1' if use_u else '0'}, j]")
-        loads(16)
+        line(8, "GT, dhT = G[T - 1], dh[T - 1]")
+        lanes(8, "mu{k} = GT[{k}]")
+        lanes(8, "dhT[{k}] = nil")
+        line(8, "for t in range(T - 2, -1, -1):")
+        line(12, "Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]")
+        line(12, f"Ut = U[{'t + 1' if use_u else '0'}]")
+        loads(12)
         for k in range(C):
-            line(16, f"q{k} = mu{k} * sg{k}")
+            line(12, f"q{k} = mu{k} * sg{k}")
             if zero:
-                line(16, f"e{k} = one - s{k}")
-                line(16, f"lamn{k} = q{k} + alpha * e{k} * lam{k}")
-                line(16, f"d{k} = lam{k} * e{k}")
+                line(12, f"e{k} = one - s{k}")
+                line(12, f"lamn{k} = q{k} + alpha * e{k} * lam{k}")
+                line(12, f"d{k} = lam{k} * e{k}")
             else:
-                line(16, f"lamn{k} = q{k} + alpha * lam{k}")
-                line(16, f"d{k} = lam{k} * one")
-            line(16, f"m{k} = g{k}")
+                line(12, f"lamn{k} = q{k} + alpha * lam{k}")
+                line(12, f"d{k} = lam{k} * one")
+            line(12, f"m{k} = g{k}")
             if coupled:
                 line(
-                    16, f"m{k} = m{k} - lam{k} * u{k}" if zero else f"m{k} = m{k} - theta * lam{k}"
+                    12, f"m{k} = m{k} - lam{k} * u{k}" if zero else f"m{k} = m{k} - theta * lam{k}"
                 )
             if adaptive:
-                line(16, f"kap{k} = rho * kap{k} - beta_a * q{k}")
-                line(16, f"m{k} = m{k} + omr * kap{k}")
-            line(16, f"mu{k} = m{k}")
-            line(16, f"lam{k} = lamn{k}")
+                line(12, f"kap{k} = rho * kap{k} - beta_a * q{k}")
+                line(12, f"m{k} = m{k} + omr * kap{k}")
+            line(12, f"mu{k} = m{k}")
+            line(12, f"lam{k} = lamn{k}")
     else:
         # lam holds nu_{t+1}, mu holds q_{t+1} = m_{t+1} sigma'_{t+1}
-        line(12, "for t in range(T - 1, -1, -1):")
-        line(16, "Gt, SGt, St, dht = G[t, j], SG[t, j], S[t, j], dh[t, j]")
-        line(16, f"Ut = U[{'t' if use_u else '0'}, j]")
-        loads(16)
+        line(8, "for t in range(T - 1, -1, -1):")
+        line(12, "Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]")
+        line(12, f"Ut = U[{'t' if use_u else '0'}]")
+        loads(12)
         for k in range(C):
-            line(16, f"ln{k} = alpha * lam{k}")
-            line(16, f"m{k} = g{k}")
+            line(12, f"ln{k} = alpha * lam{k}")
+            line(12, f"m{k} = g{k}")
             if coupled:
-                line(16, f"m{k} = m{k} - ln{k} * u{k}" if zero else f"m{k} = m{k} - theta * ln{k}")
+                line(12, f"m{k} = m{k} - ln{k} * u{k}" if zero else f"m{k} = m{k} - theta * ln{k}")
             if adaptive:
-                line(16, f"kap{k} = rho * kap{k} - beta_a * mu{k}")
-                line(16, f"m{k} = m{k} + omr * kap{k}")
-            line(16, f"mu{k} = m{k} * sg{k}")
+                line(12, f"kap{k} = rho * kap{k} - beta_a * mu{k}")
+                line(12, f"m{k} = m{k} + omr * kap{k}")
+            line(12, f"mu{k} = m{k} * sg{k}")
             line(
-                16, f"lam{k} = mu{k} + ln{k} * (one - s{k})" if zero else f"lam{k} = mu{k} + ln{k}"
+                12, f"lam{k} = mu{k} + ln{k} * (one - s{k})" if zero else f"lam{k} = mu{k} + ln{k}"
             )
-            line(16, f"d{k} = lam{k}")
-    lanes(16, "dht[{k}] = d{k}")
+            line(12, f"d{k} = lam{k}")
+    lanes(12, "dht[{k}] = d{k}")
     return src.text()
 
 
@@ -475,11 +473,6 @@ class _slp_vectorize:
         config.SLP_VECTORIZE = self._old
 
 
-def _blocks(C: int):
-    """(batch, T, N) C-contiguous -> a (batch, T, N // C, C) view."""
-    return lambda a: a.reshape(a.shape[0], a.shape[1], a.shape[2] // C, C)
-
-
 def _lane_ok(kind: str, n: int, *arrays: np.ndarray | None) -> int | None:
     """The block width for ``n`` units when every array is C-contiguous, else None.
     ``SPIKELOC_LANE_KERNELS=0`` turns the block kernels off."""
@@ -513,11 +506,8 @@ def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
     dummy = (1, 1, C or 1)
     U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty(dummy, h.dtype)
     if C is not None:
-        blocks = _blocks(C)
         with _slp_vectorize():
-            _lane_kernel("forward", flags, C)(
-                blocks(h), blocks(S), blocks(X), blocks(U), _params(spec, h.dtype)
-            )
+            _lane_kernel("forward", flags, C)(h, S, X, U, _params(spec, h.dtype))
     else:
         _forward_kernel(*flags)(h, S, X, U, _params(spec, h.dtype))
     return S, X, (U if spec.needs_u else None)
@@ -538,11 +528,8 @@ def lif_backward(
     C = _lane_ok("backward", G.shape[2], G, SG, S, U)
     U = U if U is not None else np.empty((1, 1, C or 1), G.dtype)
     if C is not None:
-        blocks = _blocks(C)
         with _slp_vectorize():
-            _lane_kernel("backward", flags, C)(
-                blocks(G), blocks(SG), blocks(S), blocks(U), blocks(dh), _params(spec, G.dtype)
-            )
+            _lane_kernel("backward", flags, C)(G, SG, S, U, dh, _params(spec, G.dtype))
     else:
         _backward_kernel(*flags)(G, SG, S, U, dh, _params(spec, G.dtype))
     return dh
