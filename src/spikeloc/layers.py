@@ -1024,13 +1024,14 @@ class TableInput(torch.autograd.Function):
     The inputs are cut into groups of 8; each group's spike pattern in a (batch, t) row is a
     byte ``c``, and its contribution to ``h`` is the row ``c`` of a 256-row table of partial
     sums of that group's weights (built per call by a small product; the "four Russians"
-    method). ``h`` is then a sum of ``n_in / 8`` table rows per (batch, t) row --
-    ``F.embedding_bag`` over the byte codes (:func:`spikeloc.cpu_kernels.bit_group_codes`)
-    -- instead of ``n_in`` multiply-adds, and ``x`` is never copied to float. Backward
-    collects the gradient rows per table row (:func:`spikeloc.cpu_kernels.bit_group_scatter`)
-    and maps the table's gradient back to ``dW1`` with the transposed small product. The sums
-    are those of the GEMM in another order: equal up to float rounding. Output layout and
-    ``pad`` as :class:`DenseInput`.
+    method). ``h`` is then a sum of at most ``n_in / 8`` table rows per (batch, t) row --
+    ``F.embedding_bag`` over the rows of the groups that spike
+    (:func:`spikeloc.cpu_kernels.bit_group_bags`; a silent group's row is zero) -- instead of
+    ``n_in`` multiply-adds, and ``x`` is never copied to float. Backward collects the gradient
+    rows per table row (:func:`spikeloc.cpu_kernels.bit_group_scatter`) and maps the table's
+    gradient back to ``dW1`` with the transposed small product. The sums are those of the GEMM
+    in another order: equal up to float rounding. Output layout and ``pad`` as
+    :class:`DenseInput`.
     """
 
     @staticmethod
@@ -1038,21 +1039,22 @@ class TableInput(torch.autograd.Function):
         B, T, n_in = x.shape
         H = w.shape[1]
         Hp = _padded_width(H) if pad else H
-        codes = cpu_kernels.bit_group_codes(x.reshape(B * T, n_in).contiguous().numpy())
-        ng = codes.shape[1]
+        idx, off = cpu_kernels.bit_group_bags(x.reshape(B * T, n_in).contiguous().numpy())
+        ng = -(-n_in // 8)
         wp = F.pad(w.detach(), (0, Hp - H, 0, ng * 8 - n_in))  # zero units, silent inputs
         table = torch.matmul(_bit_patterns(w.dtype), wp.view(ng, 8, Hp)).view(ng * 256, Hp)
-        codes_t = torch.from_numpy(codes)
+        idx_t, off_t = torch.from_numpy(idx), torch.from_numpy(off)
         # the look-ups run in torch's thread pool (the compiled kernels are single-threaded)
-        h = F.embedding_bag(codes_t, table, mode="sum").view(B, T, Hp).transpose(0, 1)
-        ctx.save_for_backward(codes_t, w)
+        h = F.embedding_bag(idx_t, table, off_t, mode="sum", include_last_offset=True)
+        h = h.view(B, T, Hp).transpose(0, 1)
+        ctx.save_for_backward(idx_t, off_t, w)
         ctx.shape = (B, T, n_in)
         return h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        codes_t, w = ctx.saved_tensors
+        idx_t, off_t, w = ctx.saved_tensors
         B, T, n_in = ctx.shape
         H = w.shape[1]
         dw = None
@@ -1060,8 +1062,8 @@ class TableInput(torch.autograd.Function):
             # whole (padded) rows: contiguous, so the compiled loop is vectorised
             Hp = g.shape[2]
             g2 = g.transpose(0, 1).reshape(B * T, Hp)  # a view when batch-major
-            ng = codes_t.shape[1]
-            dtab = cpu_kernels.bit_group_scatter(codes_t.numpy(), g2.numpy())
+            ng = -(-n_in // 8)
+            dtab = cpu_kernels.bit_group_scatter(idx_t.numpy(), off_t.numpy(), g2.numpy(), ng * 256)
             dtab_t = torch.from_numpy(dtab).view(ng, 256, Hp)
             dw = torch.matmul(_bit_patterns(w.dtype).t(), dtab_t).view(ng * 8, Hp)[:n_in, :H]
         return None, dw, None  # bool input: no gradient

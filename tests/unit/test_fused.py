@@ -420,10 +420,11 @@ def test_table_input_layer_matches_the_gemm(n_in, H, pad):
         assert rel_err(dw, dw_exact) <= tol
 
 
-def test_table_codes_and_scatter_kernels():
-    """The byte codes are the inputs' bit patterns (numpy's packbits), and the scatter adds
-    each gradient row to its codes' table rows (against a plain numpy loop), for the generated
-    kernel (contiguous rows) and the loop kernel (strided rows)."""
+def test_table_bags_and_scatter_kernels():
+    """The look-ups of each row are the bit patterns (numpy's packbits) of its non-silent
+    groups, and the scatter adds each gradient row to the table rows it looks up (against a
+    plain numpy loop), for the generated kernel (contiguous rows) and the loop kernel (strided
+    rows); rows that nothing looks up stay zero."""
     if not layers.cpu_kernels.bit_groups_supported():
         pytest.skip("numba not installed")
     import numpy as np
@@ -432,17 +433,24 @@ def test_table_codes_and_scatter_kernels():
     rng = np.random.default_rng(0)
     for K in (200, 203, 5):
         x = rng.random((50, K)) < 0.3
-        codes = ck.bit_group_codes(x)
+        x[7] = False  # a row with no spike at all: an empty bag
+        idx, off = ck.bit_group_bags(x)
         ng = -(-K // 8)
         packed = np.packbits(np.pad(x, ((0, 0), (0, ng * 8 - K))), axis=1, bitorder="little")
-        assert np.array_equal(codes, packed.astype(np.int32) + 256 * np.arange(ng))
+        codes = packed.astype(np.int32) + 256 * np.arange(ng)
+        assert off.shape == (51,) and off[0] == 0 and off[-1] == idx.size
+        for r in range(50):
+            assert np.array_equal(idx[off[r] : off[r + 1]], codes[r][packed[r] != 0])
+        assert off[8] == off[7]
         for G in (rng.standard_normal((50, 12)), rng.standard_normal((50, 24))[:, ::2]):
             G = G.astype(np.float32)
             expect = np.zeros((ng * 256, 12), np.float32)
             for r in range(50):
-                for c in codes[r]:
+                for c in codes[r][packed[r] != 0]:
                     expect[c] += G[r]
-            assert np.allclose(ck.bit_group_scatter(codes, G), expect, rtol=1e-6, atol=1e-5)
+            got = ck.bit_group_scatter(idx, off, G, ng * 256)
+            assert np.allclose(got, expect, rtol=1e-6, atol=1e-5)
+            assert not got[::256].any()  # the silent groups' rows
 
 
 def test_lane_block_kernels_are_bit_identical_to_the_loop_kernels(monkeypatch):
