@@ -572,19 +572,22 @@ def _bags_kernel():
     def bags_k(x64, idx, off):
         # x64: (R, n_groups) uint64, each word 8 bytes of 0/1. Writes the table rows of the
         # non-silent groups of row r to idx[off[r]:off[r + 1]] (off has R + 1 entries) and
-        # returns their number. Branch-free: every group is written, and the write position
-        # advances only past the non-silent ones.
+        # returns their number. A row's rows are computed first (a vectorised loop), then
+        # compacted without branches: each is written, and the write position advances past
+        # the non-silent ones only.
         magic = np.uint64(_MAGIC)
         shift = np.uint64(56)
-        zero = np.uint64(0)
         R, ng = x64.shape
-        j = 0
+        rows = np.empty(ng, np.int32)  # (uint64 + int64 would be float64 in numba)
+        j = np.int64(0)
         for r in range(R):
             off[r] = j
+            xr = x64[r]
             for g in range(ng):
-                w = x64[r, g]
-                idx[j] = np.int32((w * magic) >> shift) + np.int32(g * 256)
-                j += w != zero
+                rows[g] = np.int32((xr[g] * magic) >> shift) + np.int32(g * 256)
+            for g in range(ng):
+                idx[j] = rows[g]
+                j += np.int64((rows[g] & 255) != 0)
         off[R] = j
         return j
 

@@ -38,10 +38,11 @@ the equations in :mod:`spikeloc.neurons`); only the way they are computed differ
   - *table* (:class:`TableInput`), for bool spikes on the CPU (the training loop's format):
     the inputs in groups of 8, each group's spike pattern a row of a 256-row table of partial
     sums of W1 -- ``n_in / 8`` look-ups per (batch, t) row instead of ``n_in`` multiply-adds,
-    and no float copy of the input. Measured at T=100 (22% of bins spike): the training step
-    1.3x faster than with the dense layer. The sums are the GEMM's in another order, so float32
-    results differ from the reference in the last bits.
-  - *sparse* (:class:`InputProjection`), when few inputs spike (dt = 0.1 ms: ~2% of bins):
+    and no float copy of the input; groups without a spike are skipped (their row is zero).
+    Used at every density: measured faster than the sparse layer from 0.25% to 22% of bins
+    spiking. The sums are the GEMM's in another order, so float32 results differ from the
+    reference in the last bits.
+  - *sparse* (:class:`InputProjection`), for float or integer input when few inputs spike:
     ``F.embedding_bag`` over the spike indices and ``dW1`` a second ``embedding_bag`` over the
     gradient rows, used up to :data:`SPARSE_MAX_DENSITY`; again float rounding only.
 * **GPU.** On CUDA the same recurrence runs as one Triton kernel over time when ``triton`` is
@@ -94,10 +95,11 @@ __all__ = [
     "StaticLoop",
 ]
 
-#: The sparse input layer is used when at most this fraction of input bins hold a spike, for
-#: 32 or more hidden units (scaled down in proportion below that). Measured crossover on the
-#: project's 2-core CPU (input layer forward + backward, 200 inputs, batch 128): between 5% and
-#: 10% density for 30 and 100 hidden units, between 2% and 5% for 8.
+#: The sparse input layer is used for float or integer input (bool spikes take the table layer)
+#: when at most this fraction of input bins hold a spike, for 32 or more hidden units (scaled
+#: down in proportion below that). Measured crossover against the dense layer on the project's
+#: 2-core CPU (input layer forward + backward, 200 inputs, batch 128): between 5% and 10%
+#: density for 30 and 100 hidden units, between 2% and 5% for 8.
 SPARSE_MAX_DENSITY = 0.06
 
 _READOUTS = ("mean_membrane", "max_membrane", "spike_count", "regression")
@@ -851,11 +853,13 @@ def table_input_available(x: torch.Tensor) -> bool:
 def choose_input_mode(x: torch.Tensor, n_hidden: int, mode: str | None = None) -> str:
     """``dense``, ``sparse`` or ``table`` for input ``x`` (batch, T, n_in).
 
-    ``auto``: on the CPU, ``sparse`` when the spike density, estimated on a few samples, is at
-    most :data:`SPARSE_MAX_DENSITY`; otherwise ``table`` for bool spikes (the library's spike
-    format, always 0/1) and ``dense`` for float or integer input, which may hold other values.
-    Off the CPU always ``dense``. A forced ``table`` falls back to ``dense`` where it cannot
-    run (see :func:`table_input_available`).
+    ``auto``, on the CPU: ``table`` for bool spikes (the library's spike format, always 0/1)
+    at any density -- it skips the groups of 8 inputs that do not spike, and measured faster
+    than the sparse layer down to 0.25% density (benchmarks/README.md). Float or integer input
+    may hold values other than 0/1: ``sparse`` when its spike density, estimated on a few
+    samples, is at most :data:`SPARSE_MAX_DENSITY`, else ``dense``. Off the CPU always
+    ``dense``. A forced ``table`` falls back to ``dense`` where it cannot run (see
+    :func:`table_input_available`).
     """
     mode = mode or _input_mode
     if mode == "table":
@@ -864,13 +868,15 @@ def choose_input_mode(x: torch.Tensor, n_hidden: int, mode: str | None = None) -
         return mode
     if x.device.type != "cpu" or x.dim() != 3:
         return "dense"
+    if table_input_available(x):
+        return "table"
     probe = x[: min(2, x.shape[0])]
     if probe.numel() == 0:
         return "dense"
-    density = float(probe.bool().sum()) / probe.numel()
+    density = np.count_nonzero(probe.detach().numpy()) / probe.numel()
     if density <= SPARSE_MAX_DENSITY * min(1.0, n_hidden / 32):
         return "sparse"
-    return "table" if table_input_available(x) else "dense"
+    return "dense"
 
 
 def _nonzero_flat(x: torch.Tensor) -> np.ndarray:
