@@ -1045,7 +1045,9 @@ class TableInput(torch.autograd.Function):
         B, T, n_in = x.shape
         H = w.shape[1]
         Hp = _padded_width(H) if pad else H
-        idx, off = cpu_kernels.bit_group_bags(x.reshape(B * T, n_in).contiguous().numpy())
+        idx, off, cuts = cpu_kernels.bit_group_bags(
+            x.reshape(B * T, n_in).contiguous().numpy(), cpu_kernels.kernel_threads()
+        )
         ng = -(-n_in // 8)
         wp = F.pad(w.detach(), (0, Hp - H, 0, ng * 8 - n_in))  # zero units, silent inputs
         table = torch.matmul(_bit_patterns(w.dtype), wp.view(ng, 8, Hp)).view(ng * 256, Hp)
@@ -1053,14 +1055,14 @@ class TableInput(torch.autograd.Function):
         # the look-ups run in torch's thread pool (the compiled kernels are single-threaded)
         h = F.embedding_bag(idx_t, table, off_t, mode="sum", include_last_offset=True)
         h = h.view(B, T, Hp).transpose(0, 1)
-        ctx.save_for_backward(idx_t, off_t, w)
+        ctx.save_for_backward(idx_t, torch.from_numpy(cuts), w)
         ctx.shape = (B, T, n_in)
         return h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        idx_t, off_t, w = ctx.saved_tensors
+        idx_t, cuts_t, w = ctx.saved_tensors
         B, T, n_in = ctx.shape
         H = w.shape[1]
         dw = None
@@ -1069,7 +1071,9 @@ class TableInput(torch.autograd.Function):
             Hp = g.shape[2]
             g2 = g.transpose(0, 1).reshape(B * T, Hp)  # a view when batch-major
             ng = -(-n_in // 8)
-            dtab = cpu_kernels.bit_group_scatter(idx_t.numpy(), off_t.numpy(), g2.numpy(), ng * 256)
+            dtab = cpu_kernels.bit_group_scatter(
+                idx_t.numpy(), cuts_t.numpy(), g2.numpy(), ng * 256
+            )
             dtab_t = torch.from_numpy(dtab).view(ng, 256, Hp)
             dw = torch.matmul(_bit_patterns(w.dtype).t(), dtab_t).view(ng * 8, Hp)[:n_in, :H]
         return None, dw, None  # bool input: no gradient

@@ -424,37 +424,51 @@ def test_table_input_layer_matches_the_gemm(n_in, H, pad):
         assert rel_err(dw, dw_exact) <= tol
 
 
-def test_table_bags_and_scatter_kernels():
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_table_bags_and_scatter_kernels(threads, monkeypatch):
     """The look-ups of each row are the bit patterns (numpy's packbits) of its non-silent
-    groups, and the scatter adds each gradient row to the table rows it looks up (against a
-    plain numpy loop), for the generated kernel (contiguous rows) and the loop kernel (strided
-    rows); rows that nothing looks up stay zero."""
+    groups, cut into segments by group; the scatter adds each gradient row to the table rows it
+    looks up (against a plain numpy loop), for the generated kernel (contiguous rows; run in
+    parts on one or two threads) and the loop kernel (strided rows); rows that nothing looks up
+    stay zero, and the result is the same bit for bit whatever the number of parts."""
     if not layers.cpu_kernels.bit_groups_supported():
         pytest.skip("numba not installed")
     import numpy as np
 
+    monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", threads)
     ck = layers.cpu_kernels
     rng = np.random.default_rng(0)
     for K in (200, 203, 5):
         x = rng.random((50, K)) < 0.3
         x[7] = False  # a row with no spike at all: an empty bag
-        idx, off = ck.bit_group_bags(x)
         ng = -(-K // 8)
         packed = np.packbits(np.pad(x, ((0, 0), (0, ng * 8 - K))), axis=1, bitorder="little")
         codes = packed.astype(np.int32) + 256 * np.arange(ng)
-        assert off.shape == (51,) and off[0] == 0 and off[-1] == idx.size
+        G = rng.standard_normal((50, 24)).astype(np.float32)
+        expect = np.zeros((ng * 256, 12), np.float32)
         for r in range(50):
-            assert np.array_equal(idx[off[r] : off[r + 1]], codes[r][packed[r] != 0])
-        assert off[8] == off[7]
-        for G in (rng.standard_normal((50, 12)), rng.standard_normal((50, 24))[:, ::2]):
-            G = G.astype(np.float32)
-            expect = np.zeros((ng * 256, 12), np.float32)
+            for c in codes[r][packed[r] != 0]:
+                expect[c] += G[r, ::2]
+        results = []
+        for parts in (1, 2, 3):
+            idx, off, cuts = ck.bit_group_bags(x, parts)
+            P = min(parts, ng)
+            assert off.shape == (51,) and off[0] == 0 and off[-1] == idx.size
+            assert cuts.shape == (50, P + 1)
+            assert np.array_equal(cuts[:, 0], off[:-1]) and np.array_equal(cuts[:, -1], off[1:])
             for r in range(50):
-                for c in codes[r][packed[r] != 0]:
-                    expect[c] += G[r]
-            got = ck.bit_group_scatter(idx, off, G, ng * 256)
-            assert np.allclose(got, expect, rtol=1e-6, atol=1e-5)
-            assert not got[::256].any()  # the silent groups' rows
+                assert np.array_equal(idx[off[r] : off[r + 1]], codes[r][packed[r] != 0])
+                for p in range(P):  # segment p: the groups from ng * p // P on
+                    seg = idx[cuts[r, p] : cuts[r, p + 1]] // 256
+                    assert ((seg >= ng * p // P) & (seg < ng * (p + 1) // P)).all()
+            assert off[8] == off[7]
+            for Gx in (np.ascontiguousarray(G[:, ::2]), G[:, ::2]):  # generated, loop kernel
+                got = ck.bit_group_scatter(idx, cuts, Gx, ng * 256)
+                assert np.allclose(got, expect, rtol=1e-6, atol=1e-5)
+                assert not got[::256].any()  # the silent groups' rows
+                results.append(got)
+        for got in results[1:]:
+            assert np.array_equal(got, results[0])
 
 
 def test_lane_block_kernels_are_bit_identical_to_the_loop_kernels(monkeypatch):
@@ -507,7 +521,7 @@ def test_generated_kernels_are_cached_in_the_kernel_dir(tmp_path, monkeypatch):
     finally:
         ck._generated.cache_clear()
         ck._lane_kernel.cache_clear()
-        ck._scatter_generated.cache_clear()
+        ck._parallel.cache_clear()
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
     monkeypatch.setenv("SPIKELOC_KERNEL_DIR", str(blocked / "sub"))
