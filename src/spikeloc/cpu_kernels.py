@@ -471,18 +471,18 @@ _PARTS_HEADER = (
 )
 
 
-def _parts_source(arrays: tuple[tuple[str, int], ...]) -> str:
-    """The ``parts`` cfunc for a kernel taking C-contiguous arrays of (dtype name, ndim)."""
+def _parts_source(signature: tuple[tuple[np.dtype, int], ...]) -> str:
+    """The ``parts`` cfunc for a kernel taking C-contiguous arrays of (dtype, ndim)."""
     out = [
         "@numba.cfunc('void(CPointer(int64))', cache=True, error_model='numpy', boundscheck=False)",
         "def parts(hdr):",
-        f"    h = carray(hdr, {2 + 4 * len(arrays)})",
+        f"    h = carray(hdr, {2 + 4 * len(signature)})",
     ]
     names = []
-    for i, (dtype, ndim) in enumerate(arrays):
+    for i, (dtype, ndim) in enumerate(signature):
         base = 2 + 4 * i
         shape = ", ".join(f"h[{base + 1 + d}]" for d in range(ndim))
-        out.append(f"    a{i} = carray(as_pointer(h[{base}], {dtype}), ({shape},))")
+        out.append(f"    a{i} = carray(as_pointer(h[{base}], {dtype.name}), ({shape},))")
         names.append(f"a{i}")
     out += [
         "    while True:",
@@ -494,12 +494,8 @@ def _parts_source(arrays: tuple[tuple[str, int], ...]) -> str:
     return "\n".join(out)
 
 
-def _signature(arrays) -> tuple[tuple[str, int], ...]:
-    return tuple((a.dtype.name, a.ndim) for a in arrays)
-
-
 @cache
-def _parallel(source: str, signature: tuple[tuple[str, int], ...]):
+def _parallel(source: str, signature: tuple[tuple[np.dtype, int], ...]):
     """The module of generated kernel ``source`` with its ``parts`` cfunc for ``signature``
     (compiled when the module is imported)."""
     text = _HEADER + _PARTS_HEADER + _JIT + source + "\n\n\n" + _parts_source(signature) + "\n"
@@ -518,18 +514,17 @@ def kernel_threads() -> int:
     return _kernel_threads.kernel_threads()
 
 
-def _run_parts(source: str, units: int, *arrays: np.ndarray) -> None:
-    """Run generated kernel ``source`` over its ``units`` (batch rows, table segments) on
-    torch's OpenMP threads, one part per thread, when more than one is available and the
-    arrays are C-contiguous; else ``kernel(0, 1, *arrays)`` on this thread."""
-    threads = min(kernel_threads(), units)
+def _run_parts(source: str, threads: int, *arrays: np.ndarray) -> None:
+    """Run generated parallel kernel ``source``: ``kernel(part, threads, *arrays)`` for every
+    part, one per thread on torch's OpenMP threads, when ``threads`` > 1 (C-contiguous arrays
+    of at most 3 dimensions); else ``kernel(0, 1, *arrays)`` on this thread."""
     if threads <= 1 or not all(a.flags.c_contiguous and a.ndim <= 3 for a in arrays):
         with _slp_vectorize():
             _generated(source)(0, 1, *arrays)
         return
     from spikeloc import _kernel_threads
 
-    module = _parallel(source, _signature(arrays))
+    module = _parallel(source, tuple((a.dtype, a.ndim) for a in arrays))
     hdr = np.zeros(2 + 4 * len(arrays), np.int64)
     hdr[1] = threads
     for i, a in enumerate(arrays):
@@ -595,8 +590,8 @@ def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
     dummy = (1, 1, C or 1)
     U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty(dummy, h.dtype)
     if C is not None:
-        B = h.shape[0]
-        _run_parts(_lane_kernel("forward", flags, C), B, h, S, X, U, _params(spec, h.dtype))
+        threads = min(kernel_threads(), h.shape[0])
+        _run_parts(_lane_kernel("forward", flags, C), threads, h, S, X, U, _params(spec, h.dtype))
     else:
         _forward_kernel(*flags)(h, S, X, U, _params(spec, h.dtype))
     return S, X, (U if spec.needs_u else None)
@@ -617,8 +612,9 @@ def lif_backward(
     C = _lane_ok("backward", G.shape[2], G, SG, S, U)
     U = U if U is not None else np.empty((1, 1, C or 1), G.dtype)
     if C is not None:
-        B = G.shape[0]
-        _run_parts(_lane_kernel("backward", flags, C), B, G, SG, S, U, dh, _params(spec, G.dtype))
+        threads = min(kernel_threads(), G.shape[0])
+        kernel = _lane_kernel("backward", flags, C)
+        _run_parts(kernel, threads, G, SG, S, U, dh, _params(spec, G.dtype))
     else:
         _backward_kernel(*flags)(G, SG, S, U, dh, _params(spec, G.dtype))
     return dh
@@ -662,26 +658,30 @@ def _bags_kernel():
         # x64: (R, n_groups) uint64, each word 8 bytes of 0/1. Writes the table rows of the
         # non-silent groups of row r to idx[off[r]:off[r + 1]] (off has R + 1 entries) and
         # returns their number; cuts[r, p] is where the groups bounds[p].. of row r begin
-        # (cuts[r, P] = off[r + 1]). A row's rows are computed first (a vectorised loop), then
-        # compacted without branches: each is written, and the write position advances past
-        # the non-silent ones only.
+        # (cuts[r, P] = off[r + 1]). A row's table rows are computed first (a vectorised
+        # loop), then compacted without branches: each is written, and the write position
+        # advances past the non-silent ones only. (Single-threaded: on two threads it measured
+        # barely faster -- its stores, not latency, are the limit.)
         magic = np.uint64(_MAGIC)
         shift = np.uint64(56)
         R, ng = x64.shape
         P = bounds.shape[0] - 1
-        rows = np.empty(ng, np.int32)  # (uint64 + int64 would be float64 in numba)
+        codes = np.empty(ng, np.int32)  # (uint64 + int64 would be float64 in numba)
+        pos = np.empty(ng + 1, np.int64)
         j = np.int64(0)
         for r in range(R):
             off[r] = j
             xr = x64[r]
             for g in range(ng):
-                rows[g] = np.int32((xr[g] * magic) >> shift) + np.int32(g * 256)
-            for p in range(P):
-                cuts[r, p] = j
-                for g in range(bounds[p], bounds[p + 1]):
-                    idx[j] = rows[g]
-                    j += np.int64((rows[g] & 255) != 0)
-            cuts[r, P] = j
+                codes[g] = np.int32((xr[g] * magic) >> shift) + np.int32(g * 256)
+            for g in range(ng):
+                idx[j] = codes[g]
+                pos[g] = j
+                j += np.int64((codes[g] & 255) != 0)
+            pos[ng] = j
+            cr = cuts[r]
+            for p in range(P + 1):
+                cr[p] = pos[bounds[p]]
         off[R] = j
         return j
 
@@ -769,7 +769,8 @@ def bit_group_scatter(idx: np.ndarray, cuts: np.ndarray, G: np.ndarray, n_rows: 
     H = G.shape[1]
     dtab = np.zeros((n_rows, H), G.dtype)
     if 0 < H <= MAX_LANES["backward"] and G.flags.c_contiguous:
-        _run_parts(_scatter_source(H), cuts.shape[1] - 1, idx, cuts, G, dtab)
+        threads = min(kernel_threads(), cuts.shape[1] - 1)
+        _run_parts(_scatter_source(H), threads, idx, cuts, G, dtab)
     else:
         _scatter_kernel()(idx, cuts, G, dtab)
     return dtab
