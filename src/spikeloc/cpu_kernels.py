@@ -18,11 +18,13 @@ with any strides; results are batch-major (each batch row's (T, units) block con
 layout of the input layer's output and of the readout's gradient, so no transposing copies).
 Every option of :class:`spikeloc.layers.LIFSpec` (both update orders, reset to zero or by
 subtraction, ``detach_reset``, adaptive threshold). The forward kernel records what the adjoint
-needs -- ``S`` (spikes), ``X`` (the surrogate's argument) and, for reset to zero with the reset
-in the graph, ``U`` (the pre-reset potential). The surrogate derivative ``sigma'(X)`` is
-evaluated by torch over all steps at once (vectorised ``exp``), and the backward kernel runs the
-adjoint recurrence (the same equations as :func:`spikeloc.layers._backward_adaptive`, which
-reduce to the non-adaptive ones when ``adaptive_beta = 0``). Two forms of each kernel:
+needs -- ``S`` (spikes), ``X`` (the surrogate's argument times its ``beta``) and, for reset to
+zero with the reset in the graph, ``U`` (the pre-reset potential). For the sigmoid surrogate
+torch evaluates ``sigmoid(X)`` over all steps at once (its vectorised ``exp``); the backward
+kernel forms ``sigma'`` from it (or from ``X``, for SuperSpike) with the operations of the torch
+surrogate, and runs the adjoint recurrence (the same equations as
+:func:`spikeloc.layers._backward_adaptive`, which reduce to the non-adaptive ones when
+``adaptive_beta = 0``). Two forms of each kernel:
 
 * loop kernels (any width, any strides): the units of a step in an inner loop, the state in
   small arrays;
@@ -36,8 +38,11 @@ reduce to the non-adaptive ones when ``adaptive_beta = 0``). Two forms of each k
 **Table input layer** (:func:`bit_group_bags`, :func:`bit_group_scatter`): the kernels behind
 :class:`spikeloc.layers.TableInput` (below).
 
-Everything here is single-threaded: torch's OpenMP workers keep spinning on the other cores
-between torch operations, and a second thread of ours measured no faster on 2 cores.
+**Threads.** The lane-block kernels and the table scatter run in parts (batch rows, groups of
+table rows) on torch's own OpenMP threads (:mod:`spikeloc._kernel_threads`): a second thread
+pool would compete with torch's workers, which keep spinning between torch operations. Parts
+never share output, so results do not depend on the number of threads. The other kernels are
+single-threaded.
 """
 
 from __future__ import annotations
@@ -90,11 +95,12 @@ def _jit():
 def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
     @_jit()
     def lif_fwd(h3, S3, X3, U3, p):
-        # (batch, T, N) arrays, any strides; p = (alpha, theta, beta_a, rho, 1 - rho, 1, 0) in
-        # the arrays' dtype. One batch row at a time (its (T, N) block is contiguous in the
+        # (batch, T, N) arrays, any strides; p = (alpha, theta, beta_a, rho, 1 - rho, 1, 0, beta)
+        # in the arrays' dtype. One batch row at a time (its (T, N) block is contiguous in the
         # batch-major layout); the inner loop runs over the N units of a step (vectorised).
         B, T, N = h3.shape
         alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+        beta = p[7]
         v = np.empty(N, h3.dtype)
         s = np.empty(N, h3.dtype)
         a = np.empty(N, h3.dtype)
@@ -125,7 +131,7 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
                         if adaptive:
                             a[n] = rho * a[n] + omr * sn
                         s[n] = sn
-                        Xt[n] = x
+                        Xt[n] = x * beta
                         St[n] = sn
                         if store_u:
                             Ut[n] = u
@@ -142,7 +148,7 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
                         v[n] = u * (one - sn) if zero else u - theta * sn
                         if adaptive:
                             a[n] = rho * a[n] + omr * sn
-                        Xt[n] = x
+                        Xt[n] = x * beta
                         St[n] = sn
                         if store_u:
                             Ut[n] = u
@@ -151,17 +157,19 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
 
 
 @cache
-def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool):
+def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool, sigmoid: bool):
     @_jit()
-    def lif_bwd(G3, SG3, S3, U3, dh3, p):
-        # the adjoint of lif_fwd, (batch, T, N) arrays, any strides; SG = sigma'(X).
+    def lif_bwd(G3, Y3, S3, U3, dh3, p):
+        # the adjoint of lif_fwd, (batch, T, N) arrays, any strides; sigma'(X) from Y (see
+        # lif_backward), in the operations of torch's sigmoid_backward / the SuperSpike chain.
         B, T, N = G3.shape
         alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+        beta = p[7]
         kap = np.empty(N, G3.dtype)
         lam = np.empty(N, G3.dtype)
         mu = np.empty(N, G3.dtype)
         for b in range(B):  # notation of layers._backward_adaptive
-            G, SG, S, dh = G3[b], SG3[b], S3[b], dh3[b]
+            G, Y, S, dh = G3[b], Y3[b], S3[b], dh3[b]
             U = U3[b] if zero and coupled else U3[0]
             for n in range(N):
                 kap[n] = nil
@@ -173,10 +181,16 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
                     mu[n] = G[T - 1, n]
                     dh[T - 1, n] = nil  # v_{T-1} reaches no recorded spike
                 for t in range(T - 2, -1, -1):
-                    Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]
+                    Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]
                     Ut = U[t + 1] if zero and coupled else U[0]
                     for n in range(N):
-                        q = mu[n] * SGt[n]
+                        y = Yt[n]
+                        if sigmoid:
+                            sg = beta * (one - y) * y
+                        else:
+                            z = abs(y) + one
+                            sg = one / (z * z)
+                        q = mu[n] * sg
                         ln = lam[n]
                         if zero:
                             e = one - St[n]
@@ -196,7 +210,7 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
             else:
                 nu, qq = lam, mu  # nu_{t+1}, mu_{t+1} sigma'_{t+1}
                 for t in range(T - 1, -1, -1):
-                    Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]
+                    Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]
                     Ut = U[t] if zero and coupled else U[0]
                     for n in range(N):
                         ln = alpha * nu[n]
@@ -206,7 +220,13 @@ def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool)
                         if adaptive:
                             kap[n] = rho * kap[n] - beta_a * qq[n]
                             m = m + omr * kap[n]
-                        q = m * SGt[n]
+                        y = Yt[n]
+                        if sigmoid:
+                            sg = beta * (one - y) * y
+                        else:
+                            z = abs(y) + one
+                            sg = one / (z * z)
+                        q = m * sg
                         qq[n] = q
                         nv = q + ln * (one - St[n]) if zero else q + ln
                         nu[n] = nv
@@ -275,6 +295,7 @@ def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, 
     line(0, "def kernel(part, nparts, h3, S3, X3, U3, p):")
     line(4, "B, T = h3.shape[0], h3.shape[1]")
     line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
+    line(4, "beta = p[7]")
     line(4, "for b in range(B * part // nparts, B * (part + 1) // nparts):")
     line(8, "h, S, X, U = h3[b], S3[b], X3[b], U3[b if U3.shape[0] > 1 else 0]")
     lanes(8, "v{k} = nil")
@@ -311,23 +332,26 @@ def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, 
             line(12, f"v{k} = u{k} * (one - sn{k})" if zero else f"v{k} = u{k} - theta * sn{k}")
             if adaptive:
                 line(12, f"a{k} = rho * a{k} + omr * sn{k}")
-    lanes(12, "Xt[{k}] = x{k}")
+    lanes(12, "Xt[{k}] = x{k} * beta")
     lanes(12, "St[{k}] = sn{k}")
     if store_u:
         lanes(12, "Ut[{k}] = u{k}")
     return src.text()
 
 
-def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool, C: int) -> str:
+def _backward_source(
+    published: bool, zero: bool, adaptive: bool, coupled: bool, sigmoid: bool, C: int
+) -> str:
     src = _Source(C)
     line, lanes = src.line, src.lanes
 
     use_u = zero and coupled
-    line(0, "def kernel(part, nparts, G3, SG3, S3, U3, dh3, p):")
+    line(0, "def kernel(part, nparts, G3, Y3, S3, U3, dh3, p):")
     line(4, "B, T = G3.shape[0], G3.shape[1]")
     line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
+    line(4, "beta = p[7]")
     line(4, "for b in range(B * part // nparts, B * (part + 1) // nparts):")
-    line(8, "G, SG, S, dh, U = G3[b], SG3[b], S3[b], dh3[b], U3[b if U3.shape[0] > 1 else 0]")
+    line(8, "G, Y, S, dh, U = G3[b], Y3[b], S3[b], dh3[b], U3[b if U3.shape[0] > 1 else 0]")
     lanes(8, "lam{k} = nil")
     lanes(8, "mu{k} = nil")
     if adaptive:
@@ -335,7 +359,12 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
 
     def loads(indent: int) -> None:
         lanes(indent, "g{k} = Gt[{k}]")
-        lanes(indent, "sg{k} = SGt[{k}]")
+        lanes(indent, "y{k} = Yt[{k}]")
+        if sigmoid:  # torch's sigmoid_backward(beta, y): (beta * (1 - y)) * y
+            lanes(indent, "sg{k} = beta * (one - y{k}) * y{k}")
+        else:  # SuperSpike on y = beta x: 1 / (|y| + 1)^2, the torch chain's operations
+            lanes(indent, "z{k} = abs(y{k}) + one")
+            lanes(indent, "sg{k} = one / (z{k} * z{k})")
         if zero:
             lanes(indent, "s{k} = St[{k}]")
         if use_u:
@@ -346,7 +375,7 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
         lanes(8, "mu{k} = GT[{k}]")
         lanes(8, "dhT[{k}] = nil")
         line(8, "for t in range(T - 2, -1, -1):")
-        line(12, "Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]")
+        line(12, "Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]")
         line(12, f"Ut = U[{'t + 1' if use_u else '0'}]")
         loads(12)
         for k in range(C):
@@ -371,7 +400,7 @@ def _backward_source(published: bool, zero: bool, adaptive: bool, coupled: bool,
     else:
         # lam holds nu_{t+1}, mu holds q_{t+1} = m_{t+1} sigma'_{t+1}
         line(8, "for t in range(T - 1, -1, -1):")
-        line(12, "Gt, SGt, St, dht = G[t], SG[t], S[t], dh[t]")
+        line(12, "Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]")
         line(12, f"Ut = U[{'t' if use_u else '0'}]")
         loads(12)
         for k in range(C):
@@ -570,7 +599,16 @@ def _lane_ok(kind: str, n: int, *arrays: np.ndarray | None) -> int | None:
 
 def _params(spec, dtype) -> np.ndarray:
     return np.array(
-        [spec.alpha, spec.threshold, spec.adaptive_beta, spec.rho, 1.0 - spec.rho, 1.0, 0.0],
+        [
+            spec.alpha,
+            spec.threshold,
+            spec.adaptive_beta,
+            spec.rho,
+            1.0 - spec.rho,
+            1.0,
+            0.0,
+            spec.beta,
+        ],
         dtype=dtype,
     )
 
@@ -580,9 +618,12 @@ def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
     float32/float64.
 
     Returns ``(S, X, U)``, each a new C-contiguous (batch, T, n) array: spikes, the surrogate's
-    argument (``v - theta`` before the spike decision; zero where no spike is recorded) and the
+    argument scaled by its ``beta`` (``beta * (v - theta)`` before the spike decision, the
+    product torch's surrogate would form first; zero where no spike is recorded) and the
     pre-reset potential (None unless ``spec.needs_u``).
     """
+    if not spec.beta > 0:
+        raise ValueError(f"the surrogate's beta must be positive, got {spec.beta}")
     flags = (spec.order == "published", spec.reset == "zero", spec.adaptive, spec.needs_u)
     S = np.empty(h.shape, h.dtype)
     X = np.empty(h.shape, h.dtype)
@@ -598,25 +639,29 @@ def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def lif_backward(
-    G: np.ndarray, SG: np.ndarray, S: np.ndarray, U: np.ndarray | None, spec
+    G: np.ndarray, Y: np.ndarray, S: np.ndarray, U: np.ndarray | None, spec
 ) -> np.ndarray:
-    """dL/dh, a new C-contiguous (batch, T, n) array, from dL/dspikes ``G`` and the surrogate
-    derivative ``SG = sigma'(X)`` (all indexed (batch, T, n), any strides)."""
+    """dL/dh, a new C-contiguous (batch, T, n) array, from dL/dspikes ``G`` (all indexed
+    (batch, T, n), any strides). The surrogate derivative is formed inside the adjoint from
+    ``Y``: for the sigmoid surrogate ``Y = sigmoid(X)`` of the forward's record ``X`` (computed
+    by torch, whose ``exp`` this must match), for SuperSpike ``Y = X``; the operations are
+    those of the torch surrogate, so the values are the same bit for bit."""
     flags = (
         spec.order == "published",
         spec.reset == "zero",
         spec.adaptive,
         not spec.detach_reset,
+        spec.surrogate == "sigmoid",
     )
     dh = np.empty(G.shape, G.dtype)
-    C = _lane_ok("backward", G.shape[2], G, SG, S, U)
+    C = _lane_ok("backward", G.shape[2], G, Y, S, U)
     U = U if U is not None else np.empty((1, 1, C or 1), G.dtype)
     if C is not None:
         threads = min(kernel_threads(), G.shape[0])
         kernel = _lane_kernel("backward", flags, C)
-        _run_parts(kernel, threads, G, SG, S, U, dh, _params(spec, G.dtype))
+        _run_parts(kernel, threads, G, Y, S, U, dh, _params(spec, G.dtype))
     else:
-        _backward_kernel(*flags)(G, SG, S, U, dh, _params(spec, G.dtype))
+        _backward_kernel(*flags)(G, Y, S, U, dh, _params(spec, G.dtype))
     return dh
 
 

@@ -716,18 +716,15 @@ def _numba_forward(h: torch.Tensor, spec: LIFSpec):
 
 
 def _numba_backward(G: torch.Tensor, saved: tuple, spec: LIFSpec) -> torch.Tensor:
-    X, S = saved[0], saved[1]
+    X, S = saved[0], saved[1]  # X: beta * (v - theta), see cpu_kernels.lif_forward
     U = saved[2] if len(saved) > 2 else None
-    # sigma'(X), vectorised over all steps (the sigmoid's first pass is the new tensor beta * X)
-    if spec.surrogate == "sigmoid":
-        SG = _surrogate_grad_(X * spec.beta, spec, scaled=True)
-    else:
-        SG = _surrogate_grad_(X.clone(), spec)
+    # the sigmoid's exp, vectorised over all steps by torch; the kernel forms sigma' from it
+    Y = torch.sigmoid(X) if spec.surrogate == "sigmoid" else X
 
     def bt(t: torch.Tensor) -> np.ndarray:  # (batch, T, n) numpy view, any strides
         return t.transpose(0, 1).numpy()
 
-    dh = cpu_kernels.lif_backward(bt(G), bt(SG), bt(S), bt(U) if U is not None else None, spec)
+    dh = cpu_kernels.lif_backward(bt(G), bt(Y), bt(S), bt(U) if U is not None else None, spec)
     return torch.from_numpy(dh).transpose(0, 1)
 
 

@@ -14,6 +14,7 @@ import math
 import pickle
 import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -499,6 +500,32 @@ def test_lane_block_kernels_are_bit_identical_to_the_loop_kernels(monkeypatch):
         for a, b in zip(out["0"], out["1"], strict=True):
             assert (a is None and b is None) or np.array_equal(a, b), spec
         assert out["1"][0].sum() > 0
+
+
+@pytest.mark.parametrize("surrogate", ["sigmoid", "superspike"])
+def test_kernel_surrogate_derivative_is_torchs_bit_for_bit(surrogate, monkeypatch):
+    """The adjoint kernels form sigma' themselves (from torch's sigmoid of the scaled record,
+    or from the record for SuperSpike): the same numbers as the torch surrogate, bit for bit.
+    With one time step, the immediate order and a detached reset, dL/dh = dL/ds * sigma'(h -
+    theta), so dL/ds = 1 exposes sigma' directly; lane-block and loop kernels, float32 and
+    float64."""
+    if not layers.cpu_kernels.available():
+        pytest.skip("numba not installed")
+    ck = layers.cpu_kernels
+    spec = layers.LIFSpec(alpha=0.9, threshold=0.7, order="immediate", detach_reset=True,
+                          surrogate=surrogate, beta=7.3)  # fmt: skip
+    for dtype in (torch.float32, torch.float64):
+        h = torch.randn(5, 1, 16, generator=torch.Generator().manual_seed(2), dtype=dtype) * 3
+        expect = layers._surrogate_grad_(h - spec.threshold, spec)
+        for lanes in ("0", "1"):
+            monkeypatch.setenv("SPIKELOC_LANE_KERNELS", lanes)
+            S, X, U = ck.lif_forward(h.numpy(), spec)
+            X = torch.from_numpy(X)
+            Y = torch.sigmoid(X) if surrogate == "sigmoid" else X
+            dh = ck.lif_backward(np.ones_like(S), Y.numpy(), S, U, spec)
+            assert np.array_equal(dh, expect.numpy()), (dtype, lanes)
+    with pytest.raises(ValueError, match="beta must be positive"):
+        ck.lif_forward(h.numpy(), layers.LIFSpec(alpha=0.9, threshold=0.7, beta=0.0))
 
 
 def test_generated_kernels_are_cached_in_the_kernel_dir(tmp_path, monkeypatch):
