@@ -92,9 +92,9 @@ def _jit():
 
 
 @cache
-def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
+def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool, readout: bool):
     @_jit()
-    def lif_fwd(h3, S3, X3, U3, p):
+    def lif_fwd(h3, S3, X3, U3, p, c, R):
         # (batch, T, N) arrays, any strides; p = (alpha, theta, beta_a, rho, 1 - rho, 1, 0, beta)
         # in the arrays' dtype. One batch row at a time (its (T, N) block is contiguous in the
         # batch-major layout); the inner loop runs over the N units of a step (vectorised).
@@ -107,10 +107,13 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
         for b in range(B):
             h, S, X = h3[b], S3[b], X3[b]
             U = U3[b] if store_u else U3[0]
+            Rb = R[b] if readout else R[0]  # readout: R[b] = sum_t c[t] S[t], in time order
             for n in range(N):
                 v[n] = nil
                 s[n] = nil
                 a[n] = nil
+                if readout:
+                    Rb[n] = nil
             if published:
                 # s_{t+1} = H(v_t - theta_t); v_{t+1} = (alpha v_t + h_t)(1 - s_t) | ... - theta s_t
                 for n in range(N):
@@ -135,6 +138,8 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
                         St[n] = sn
                         if store_u:
                             Ut[n] = u
+                        if readout:
+                            Rb[n] = Rb[n] + c[t + 1] * sn
             else:
                 # u_t = alpha v_{t-1} + h_t; s_t = H(u_t - theta_t); v_t = u_t (1 - s_t) | ...
                 for t in range(T):
@@ -152,6 +157,8 @@ def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool):
                         St[n] = sn
                         if store_u:
                             Ut[n] = u
+                        if readout:
+                            Rb[n] = Rb[n] + c[t] * sn
 
     return lif_fwd
 
@@ -285,14 +292,17 @@ class _Source:
         return "\n".join(self.out)
 
 
-def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, C: int) -> str:
+def _forward_source(
+    published: bool, zero: bool, adaptive: bool, store_u: bool, readout: bool, C: int
+) -> str:
     src = _Source(C)
     line, lanes = src.line, src.lanes
 
     thr = "(theta + beta_a * a{k})" if adaptive else "theta"
     # C-contiguous (batch, T, C) arrays: a step's units are one contiguous row, so the lanes
-    # are constant indices (contiguous loads and stores)
-    line(0, "def kernel(part, nparts, h3, S3, X3, U3, p):")
+    # are constant indices (contiguous loads and stores). With ``readout``, also
+    # R[b] = sum_t c[t] S[b, t] (the spikes' time-weighted sum, in time order).
+    line(0, "def kernel(part, nparts, h3, S3, X3, U3, p, c, R):")
     line(4, "B, T = h3.shape[0], h3.shape[1]")
     line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
     line(4, "beta = p[7]")
@@ -302,6 +312,8 @@ def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, 
     lanes(8, "s{k} = nil")
     if adaptive:
         lanes(8, "a{k} = nil")
+    if readout:
+        lanes(8, "r{k} = nil")
     if published:
         line(8, "S0, XT, U0 = S[0], X[T - 1], U[0]")
         lanes(8, "S0[{k}] = nil")
@@ -320,6 +332,9 @@ def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, 
             if adaptive:
                 line(12, f"a{k} = rho * a{k} + omr * sn{k}")
             line(12, f"s{k} = sn{k}")
+        if readout:  # S[0] = 0 adds nothing
+            line(12, "ct = c[t + 1]")
+            lanes(12, "r{k} = r{k} + ct * sn{k}")
     else:
         line(8, "for t in range(T):")
         line(12, "ht, Xt, St = h[t], X[t], S[t]")
@@ -332,33 +347,63 @@ def _forward_source(published: bool, zero: bool, adaptive: bool, store_u: bool, 
             line(12, f"v{k} = u{k} * (one - sn{k})" if zero else f"v{k} = u{k} - theta * sn{k}")
             if adaptive:
                 line(12, f"a{k} = rho * a{k} + omr * sn{k}")
+        if readout:
+            line(12, "ct = c[t]")
+            lanes(12, "r{k} = r{k} + ct * sn{k}")
     lanes(12, "Xt[{k}] = x{k} * beta")
     lanes(12, "St[{k}] = sn{k}")
     if store_u:
         lanes(12, "Ut[{k}] = u{k}")
+    if readout:
+        line(8, "Rb = R[b]")
+        lanes(8, "Rb[{k}] = r{k}")
     return src.text()
 
 
 def _backward_source(
-    published: bool, zero: bool, adaptive: bool, coupled: bool, sigmoid: bool, C: int
+    published: bool,
+    zero: bool,
+    adaptive: bool,
+    coupled: bool,
+    sigmoid: bool,
+    grad_s: bool,
+    readout: bool,
+    C: int,
 ) -> str:
     src = _Source(C)
     line, lanes = src.line, src.lanes
 
     use_u = zero and coupled
-    line(0, "def kernel(part, nparts, G3, Y3, S3, U3, dh3, p):")
-    line(4, "B, T = G3.shape[0], G3.shape[1]")
+    # dL/ds_t = G[t] (grad_s) + c[t] gr (readout: the gradient of R = sum_t c[t] S[t]; the
+    # single product torch's broadcast multiply would form), never stored
+    line(0, "def kernel(part, nparts, G3, Y3, S3, U3, dh3, p, c, gr):")
+    line(4, "B, T = Y3.shape[0], Y3.shape[1]")
     line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
     line(4, "beta = p[7]")
     line(4, "for b in range(B * part // nparts, B * (part + 1) // nparts):")
-    line(8, "G, Y, S, dh, U = G3[b], Y3[b], S3[b], dh3[b], U3[b if U3.shape[0] > 1 else 0]")
+    line(8, "G, U = G3[b if G3.shape[0] > 1 else 0], U3[b if U3.shape[0] > 1 else 0]")
+    line(8, "Y, S, dh = Y3[b], S3[b], dh3[b]")
     lanes(8, "lam{k} = nil")
     lanes(8, "mu{k} = nil")
     if adaptive:
         lanes(8, "kap{k} = nil")
+    if readout:
+        line(8, "grb = gr[b]")
+        lanes(8, "gr{k} = grb[{k}]")
+
+    def grad(indent: int, t: str, name: str) -> None:
+        """``{name}{k}`` = dL/ds at step ``t`` (``Gt`` = G[t])."""
+        if readout:
+            line(indent, f"ct = c[{t}]")
+        if readout and grad_s:
+            lanes(indent, name + "{k} = ct * gr{k} + Gt[{k}]")
+        elif readout:
+            lanes(indent, name + "{k} = ct * gr{k}")
+        else:
+            lanes(indent, name + "{k} = Gt[{k}]")
 
     def loads(indent: int) -> None:
-        lanes(indent, "g{k} = Gt[{k}]")
+        grad(indent, "t", "g")
         lanes(indent, "y{k} = Yt[{k}]")
         if sigmoid:  # torch's sigmoid_backward(beta, y): (beta * (1 - y)) * y
             lanes(indent, "sg{k} = beta * (one - y{k}) * y{k}")
@@ -371,11 +416,11 @@ def _backward_source(
             lanes(indent, "u{k} = Ut[{k}]")
 
     if published:
-        line(8, "GT, dhT = G[T - 1], dh[T - 1]")
-        lanes(8, "mu{k} = GT[{k}]")
+        line(8, f"Gt, dhT = G[{'T - 1' if grad_s else '0'}], dh[T - 1]")
+        grad(8, "T - 1", "mu")
         lanes(8, "dhT[{k}] = nil")
         line(8, "for t in range(T - 2, -1, -1):")
-        line(12, "Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]")
+        line(12, f"Gt, Yt, St, dht = G[{'t' if grad_s else '0'}], Y[t], S[t], dh[t]")
         line(12, f"Ut = U[{'t + 1' if use_u else '0'}]")
         loads(12)
         for k in range(C):
@@ -400,7 +445,7 @@ def _backward_source(
     else:
         # lam holds nu_{t+1}, mu holds q_{t+1} = m_{t+1} sigma'_{t+1}
         line(8, "for t in range(T - 1, -1, -1):")
-        line(12, "Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]")
+        line(12, f"Gt, Yt, St, dht = G[{'t' if grad_s else '0'}], Y[t], S[t], dh[t]")
         line(12, f"Ut = U[{'t' if use_u else '0'}]")
         loads(12)
         for k in range(C):
@@ -613,55 +658,83 @@ def _params(spec, dtype) -> np.ndarray:
     )
 
 
-def lif_forward(h: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def lif_forward(
+    h: np.ndarray, spec, c: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """LIF recurrence over time for currents ``h`` indexed (batch, T, n), any strides,
     float32/float64.
 
-    Returns ``(S, X, U)``, each a new C-contiguous (batch, T, n) array: spikes, the surrogate's
-    argument scaled by its ``beta`` (``beta * (v - theta)`` before the spike decision, the
-    product torch's surrogate would form first; zero where no spike is recorded) and the
-    pre-reset potential (None unless ``spec.needs_u``).
+    Returns ``(S, X, U, R)``: new C-contiguous (batch, T, n) arrays of the spikes, the
+    surrogate's argument scaled by its ``beta`` (``beta * (v - theta)`` before the spike
+    decision, the product torch's surrogate would form first; zero where no spike is recorded)
+    and the pre-reset potential (None unless ``spec.needs_u``); with readout weights ``c``
+    (T,), ``R`` (batch, n) = ``sum_t c[t] S[:, t]`` summed in time order (else None).
     """
     if not spec.beta > 0:
         raise ValueError(f"the surrogate's beta must be positive, got {spec.beta}")
-    flags = (spec.order == "published", spec.reset == "zero", spec.adaptive, spec.needs_u)
+    readout = c is not None
+    flags = (spec.order == "published", spec.reset == "zero", spec.adaptive, spec.needs_u, readout)
+    B, T, n = h.shape
     S = np.empty(h.shape, h.dtype)
     X = np.empty(h.shape, h.dtype)
-    C = _lane_ok("forward", h.shape[2], h)
-    dummy = (1, 1, C or 1)
-    U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty(dummy, h.dtype)
+    C = _lane_ok("forward", n, h)
+    U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty((1, 1, n), h.dtype)
+    R = np.empty((B, n) if readout else (1, n), h.dtype)
+    c = np.ascontiguousarray(c, h.dtype) if readout else np.zeros(1, h.dtype)
+    p = _params(spec, h.dtype)
     if C is not None:
-        threads = min(kernel_threads(), h.shape[0])
-        _run_parts(_lane_kernel("forward", flags, C), threads, h, S, X, U, _params(spec, h.dtype))
+        threads = min(kernel_threads(), B)
+        _run_parts(_lane_kernel("forward", flags, C), threads, h, S, X, U, p, c, R)
     else:
-        _forward_kernel(*flags)(h, S, X, U, _params(spec, h.dtype))
-    return S, X, (U if spec.needs_u else None)
+        _forward_kernel(*flags)(h, S, X, U, p, c, R)
+    return S, X, (U if spec.needs_u else None), (R if readout else None)
 
 
 def lif_backward(
-    G: np.ndarray, Y: np.ndarray, S: np.ndarray, U: np.ndarray | None, spec
+    G: np.ndarray | None,
+    Y: np.ndarray,
+    S: np.ndarray,
+    U: np.ndarray | None,
+    spec,
+    c: np.ndarray | None = None,
+    gr: np.ndarray | None = None,
 ) -> np.ndarray:
-    """dL/dh, a new C-contiguous (batch, T, n) array, from dL/dspikes ``G`` (all indexed
-    (batch, T, n), any strides). The surrogate derivative is formed inside the adjoint from
-    ``Y``: for the sigmoid surrogate ``Y = sigmoid(X)`` of the forward's record ``X`` (computed
-    by torch, whose ``exp`` this must match), for SuperSpike ``Y = X``; the operations are
-    those of the torch surrogate, so the values are the same bit for bit."""
-    flags = (
-        spec.order == "published",
-        spec.reset == "zero",
-        spec.adaptive,
-        not spec.detach_reset,
-        spec.surrogate == "sigmoid",
-    )
-    dh = np.empty(G.shape, G.dtype)
-    C = _lane_ok("backward", G.shape[2], G, Y, S, U)
-    U = U if U is not None else np.empty((1, 1, C or 1), G.dtype)
+    """dL/dh, a new C-contiguous (batch, T, n) array (all arrays indexed (batch, T, n), any
+    strides), from dL/dspikes: ``G``, plus, with readout weights ``c`` (T,), the gradient ``gr``
+    (batch, n) of ``R = sum_t c[t] S[:, t]`` (``c[t] gr`` per step: formed inside the adjoint
+    when it runs as a lane-block kernel, never stored). ``G`` may be None when ``gr`` is given.
+    The surrogate derivative is formed inside the adjoint from ``Y``: for the sigmoid surrogate
+    ``Y = sigmoid(X)`` of the forward's record ``X`` (computed by torch, whose ``exp`` this
+    must match), for SuperSpike ``Y = X``; the operations are those of the torch surrogate, so
+    the values are the same bit for bit."""
+    readout = gr is not None
+    if G is None and not readout:
+        raise ValueError("lif_backward needs G, or c and gr")
+    B, T, n = Y.shape
+    if readout:
+        c = np.ascontiguousarray(c, Y.dtype)
+        gr = np.ascontiguousarray(gr, Y.dtype)
+    grad_s = G is not None
+    C = _lane_ok("backward", n, Y, S, U, G)
+    if readout and C is None:  # the loop kernel takes dL/ds as an array: form it
+        Gr = c[None, :, None] * gr[:, None, :]
+        G, readout, grad_s = (Gr if G is None else Gr + G), False, True
+    sigmoid = spec.surrogate == "sigmoid"
+    dh = np.empty(Y.shape, Y.dtype)
+    U = U if U is not None else np.empty((1, 1, n), Y.dtype)
+    p = _params(spec, Y.dtype)
     if C is not None:
-        threads = min(kernel_threads(), G.shape[0])
-        kernel = _lane_kernel("backward", flags, C)
-        _run_parts(kernel, threads, G, Y, S, U, dh, _params(spec, G.dtype))
+        flags = (spec.order == "published", spec.reset == "zero", spec.adaptive,
+                 not spec.detach_reset, sigmoid, grad_s, readout)  # fmt: skip
+        G = G if grad_s else np.empty((1, 1, n), Y.dtype)
+        c = c if readout else np.zeros(1, Y.dtype)
+        gr = gr if readout else np.empty((1, n), Y.dtype)
+        threads = min(kernel_threads(), B)
+        _run_parts(_lane_kernel("backward", flags, C), threads, G, Y, S, U, dh, p, c, gr)
     else:
-        _backward_kernel(*flags)(G, Y, S, U, dh, _params(spec, G.dtype))
+        flags = (spec.order == "published", spec.reset == "zero", spec.adaptive,
+                 not spec.detach_reset, sigmoid)  # fmt: skip
+        _backward_kernel(*flags)(G, Y, S, U, dh, p)
     return dh
 
 

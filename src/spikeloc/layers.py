@@ -704,27 +704,45 @@ def _static_loop(kind: str, spec: LIFSpec, fn: Callable, inputs: Sequence[torch.
     return loop
 
 
-def _numba_forward(h: torch.Tensor, spec: LIFSpec):
+def _numba_forward(h: torch.Tensor, spec: LIFSpec, c: torch.Tensor | None = None):
     """The compiled CPU kernel (:func:`spikeloc.cpu_kernels.lif_forward`) on time-major ``h``
     (T, batch, n), any strides (read in place). The records are batch-major in memory and
     returned as time-major views: the layout in which the dense input layer produced ``h`` and
-    in which the readout's gradient comes back."""
-    S, X, U = cpu_kernels.lif_forward(h.detach().transpose(0, 1).numpy(), spec)
+    in which the readout's gradient comes back. With readout weights ``c`` (T,), also returns
+    ``sum_t c_t s_t`` (batch, n), else None."""
+    cn = c.numpy() if c is not None else None
+    S, X, U, R = cpu_kernels.lif_forward(h.detach().transpose(0, 1).numpy(), spec, cn)
     recs = (X, S) if U is None else (X, S, U)
     saved = tuple(torch.from_numpy(a).transpose(0, 1) for a in recs)
-    return saved[1], saved
+    return saved[1], saved, (torch.from_numpy(R) if R is not None else None)
 
 
-def _numba_backward(G: torch.Tensor, saved: tuple, spec: LIFSpec) -> torch.Tensor:
+def _numba_backward(
+    G: torch.Tensor | None,
+    saved: tuple,
+    spec: LIFSpec,
+    c: torch.Tensor | None = None,
+    gr: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """dL/dh from dL/dspikes ``G`` (time-major, or None) and, with readout weights ``c``, the
+    gradient ``gr`` (batch, n) of ``sum_t c_t s_t``."""
     X, S = saved[0], saved[1]  # X: beta * (v - theta), see cpu_kernels.lif_forward
     U = saved[2] if len(saved) > 2 else None
     # the sigmoid's exp, vectorised over all steps by torch; the kernel forms sigma' from it
     Y = torch.sigmoid(X) if spec.surrogate == "sigmoid" else X
 
-    def bt(t: torch.Tensor) -> np.ndarray:  # (batch, T, n) numpy view, any strides
-        return t.transpose(0, 1).numpy()
+    def bt(t: torch.Tensor | None) -> np.ndarray | None:  # (batch, T, n) numpy view
+        return t.transpose(0, 1).numpy() if t is not None else None
 
-    dh = cpu_kernels.lif_backward(bt(G), bt(Y), bt(S), bt(U) if U is not None else None, spec)
+    dh = cpu_kernels.lif_backward(
+        bt(G),
+        bt(Y),
+        bt(S),
+        bt(U),
+        spec,
+        c.numpy() if c is not None else None,
+        gr.numpy() if gr is not None else None,
+    )
     return torch.from_numpy(dh).transpose(0, 1)
 
 
@@ -732,7 +750,7 @@ def _run_forward(h: torch.Tensor, spec: LIFSpec, engine: str):
     """``(record, complemented, saved)``: the time-major spike record (``1 - s`` when
     ``complemented``) and the tensors backward needs."""
     if engine == "numba":
-        rec, saved = _numba_forward(h, spec)
+        rec, saved, _ = _numba_forward(h, spec)
         return rec, False, saved
     if engine == "triton":
         rec, saved = _triton_forward(h.contiguous(), spec)
@@ -808,6 +826,33 @@ def lif_sequence(h_tm: torch.Tensor, spec: LIFSpec, *, engine: str | None = None
     if engine is None:
         engine = _cuda_engine(h_tm, spec) if h_tm.device.type == "cuda" else _cpu_engine(h_tm)
     return LIFSequence.apply(h_tm, spec, engine)
+
+
+class LIFReadout(torch.autograd.Function):
+    """:class:`LIFSequence` on the compiled CPU kernels, with the readout's time-weighted sum
+    ``r = sum_t c_t s_t`` (batch, n) formed in the forward kernel and its gradient
+    ``c_t dL/dr`` formed inside the adjoint: neither the readout's batched product nor its
+    (batch, T, n) gradient is materialised. Returns ``(spikes, r)``; ``spikes`` time-major as
+    :class:`LIFSequence`'s. ``r`` is summed in time order (the batched product sums in another
+    order: float rounding only)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, c: torch.Tensor, spec: LIFSpec):  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        rec, saved, r = _numba_forward(h, spec, c)
+        ctx.spec = spec
+        ctx.save_for_backward(c, *saved)
+        return rec, r
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes, grad_r):  # type: ignore[override]
+        if grad_spikes is None and grad_r is None:
+            return None, None, None
+        c, *saved = ctx.saved_tensors
+        gr = grad_r.contiguous() if grad_r is not None else None
+        dh = _numba_backward(grad_spikes, tuple(saved), ctx.spec, c if gr is not None else None, gr)
+        return dh, None, None
 
 
 # ======================================================================================
@@ -1259,7 +1304,19 @@ def fused_forward(
     # padded GEMM width (CPU dense layer): the extra units get zero current and, with a
     # positive threshold, never spike, so they run through the recurrence unseen
     h_tm = input_projection(x, w1, pad=spec.threshold > 0)  # (T, batch, H or Hp)
-    spikes_p = lif_sequence(h_tm, spec)  # (T, batch, H or Hp), batch-major in memory on the CPU
+    alpha_out = math.exp(-model.dt_s / cfg.tau_output_s)
+    order = hp.update_order
+    r = None  # the readout's time-weighted sum, when the LIF kernel forms it
+    if (
+        cfg.readout in ("mean_membrane", "regression")
+        and not (model.training and cfg.dropout > 0)
+        and h_tm.device.type == "cpu"
+        and _cpu_engine(h_tm) == "numba"
+    ):
+        c = li_mean_weights(T, alpha_out, order, dtype=h_tm.dtype, device=h_tm.device)
+        spikes_p, r = LIFReadout.apply(h_tm, c, spec)
+    else:
+        spikes_p = lif_sequence(h_tm, spec)  # (T, batch, H or Hp), batch-major on the CPU
     spikes_tm = spikes_p[..., :H] if spikes_p.shape[2] != H else spikes_p
     spikes = spikes_tm.transpose(0, 1)  # (batch, T, n_hidden) view
     mask = model.dropout_mask(spikes.shape, spikes, dropout_generator)
@@ -1277,15 +1334,15 @@ def fused_forward(
         out_tm = lif_sequence(currents(), LIFSpec.from_params(model.output_params))
         out = out_tm.transpose(0, 1)
         return SNNOutput(out.mean(1), spikes, out)
-    alpha_out = math.exp(-model.dt_s / cfg.tau_output_s)
-    order = hp.update_order
     if cfg.readout == "max_membrane":
         output_v = li_trace(currents(), alpha_out, order).transpose(0, 1)
         return SNNOutput(output_v.max(1).values, spikes, output_v)
     # mean over time of the leaky integrator = (c @ spikes) @ W2, no output time loop
-    c = li_mean_weights(T, alpha_out, order, dtype=s_bt.dtype, device=s_bt.device)
-    # (T,) @ (batch, T, n) -> (batch, n): one batched product, whatever the layout
-    readout = torch.matmul(TimeWeightedSum.apply(c, s_bt)[:, :H], w2)
+    if r is None:
+        c = li_mean_weights(T, alpha_out, order, dtype=s_bt.dtype, device=s_bt.device)
+        # (T,) @ (batch, T, n) -> (batch, n): one batched product, whatever the layout
+        r = TimeWeightedSum.apply(c, s_bt)
+    readout = torch.matmul(r[:, :H], w2)
     if cfg.readout == "regression":
         readout = readout[:, 0]
     grad_mode = torch.is_grad_enabled()

@@ -486,20 +486,36 @@ def test_lane_block_kernels_are_bit_identical_to_the_loop_kernels(monkeypatch):
     combos = itertools.product(["published", "immediate"], ["zero", "subtract"], [False, True],
                                [0.0, 0.4])  # fmt: skip
     for i, (order, reset, detach, ab) in enumerate(combos):
+        surrogate = "superspike" if i % 3 == 2 else "sigmoid"
         spec = layers.LIFSpec(alpha=0.9, threshold=0.8, reset=reset, order=order,
-                              detach_reset=detach, adaptive_beta=ab, rho=0.85)  # fmt: skip
+                              detach_reset=detach, adaptive_beta=ab, rho=0.85,
+                              surrogate=surrogate)  # fmt: skip
         dtype = np.float64 if i % 2 else np.float32
         h = (rng.random((3, 40, 8)) * 1.4).astype(dtype)
         G = rng.standard_normal(h.shape).astype(dtype)
-        SG = rng.random(h.shape).astype(dtype)
+        Y = rng.random(h.shape).astype(dtype)
+        c = rng.random(40).astype(dtype)  # readout weights and the readout's gradient
+        gr = rng.standard_normal((3, 8)).astype(dtype)
         out = {}
         for lanes in ("0", "1"):
             monkeypatch.setenv("SPIKELOC_LANE_KERNELS", lanes)
-            S, X, U = ck.lif_forward(h, spec)
-            out[lanes] = (S, X, U, ck.lif_backward(G, SG, S, U, spec))
+            if i % 4:  # (the readout variants on a quarter of the combinations: compile time)
+                S, X, U, _ = ck.lif_forward(h, spec)
+                out[lanes] = (S, X, U, ck.lif_backward(G, Y, S, U, spec))
+                continue
+            S, X, U, R = ck.lif_forward(h, spec, c)
+            out[lanes] = (S, X, U, R, ck.lif_backward(G, Y, S, U, spec),
+                          ck.lif_backward(None, Y, S, U, spec, c, gr),
+                          ck.lif_backward(G, Y, S, U, spec, c, gr))  # fmt: skip
         for a, b in zip(out["0"], out["1"], strict=True):
             assert (a is None and b is None) or np.array_equal(a, b), spec
-        assert out["1"][0].sum() > 0
+        S = out["1"][0]
+        assert S.sum() > 0
+        if i % 4 == 0:
+            assert np.allclose(out["1"][3], np.einsum("t,btn->bn", c, S), rtol=1e-5)
+            # the readout's gradient is c_t gr added to dL/ds: the same as passing it as G
+            G_all = G + c[None, :, None] * gr[:, None, :]
+            assert np.array_equal(out["1"][6], ck.lif_backward(G_all, Y, S, out["1"][2], spec))
 
 
 @pytest.mark.parametrize("surrogate", ["sigmoid", "superspike"])
@@ -519,7 +535,7 @@ def test_kernel_surrogate_derivative_is_torchs_bit_for_bit(surrogate, monkeypatc
         expect = layers._surrogate_grad_(h - spec.threshold, spec)
         for lanes in ("0", "1"):
             monkeypatch.setenv("SPIKELOC_LANE_KERNELS", lanes)
-            S, X, U = ck.lif_forward(h.numpy(), spec)
+            S, X, U, _ = ck.lif_forward(h.numpy(), spec)
             X = torch.from_numpy(X)
             Y = torch.sigmoid(X) if surrogate == "sigmoid" else X
             dh = ck.lif_backward(np.ones_like(S), Y.numpy(), S, U, spec)
