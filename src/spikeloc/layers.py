@@ -17,15 +17,20 @@ the equations in :mod:`spikeloc.neurons`); only the way they are computed differ
   specialised kernel per option combination, cached on disk; for layers of up to 128 units, a
   multiple of 8, the adjoint -- and the forward pass up to 32 units -- runs as a generated
   kernel that keeps every unit's state in SIMD registers, with the same results bit for bit),
-  with the surrogate derivative evaluated by torch over all steps at once. ``eager``
+  with the sigmoid's ``exp`` evaluated by torch over all steps at once and the surrogate
+  derivative formed inside the adjoint. The kernels that run in parts (the block kernels, the
+  table scatter) use torch's own OpenMP threads. ``eager``
   (``SPIKELOC_CPU_ENGINE=eager``): the per-step loops below, as torch ops or, for the published
   neuron, numpy ufuncs on views of the same buffers (same IEEE arithmetic, a third of torch's
   per-call cost).
 * **Closed-form readout.** For ``mean_membrane``/``regression`` the time-mean of the leaky
   integrator is a fixed weighted sum over time, ``mean_t out_t = sum_k c_k I_k`` with
   ``I = spikes @ W2`` (:func:`li_mean_weights`), so the readout is ``(c @ spikes) @ W2`` -- no
-  output time loop. The membrane trace ``output_v`` is computed when first read
-  (:class:`FusedSNNOutput`), in blocks by :func:`li_trace` (block-Toeplitz, no per-step loop).
+  output time loop. On the compiled CPU path (no dropout) ``c @ spikes`` is summed inside the
+  LIF forward kernel and its gradient ``c_t dL/dr`` formed inside the adjoint
+  (:class:`LIFReadout`); elsewhere it is one batched product (:class:`TimeWeightedSum`). The
+  membrane trace ``output_v`` is computed when first read (:class:`FusedSNNOutput`), in blocks
+  by :func:`li_trace` (block-Toeplitz, no per-step loop).
 * **Input layer.** Three implementations of ``h = x @ W1``, chosen per call by
   :func:`choose_input_mode` (``set_input_mode`` or ``SPIKELOC_INPUT_MODE`` force one):
 
