@@ -577,11 +577,24 @@ def _parallel(source: str, signature: tuple[tuple[np.dtype, int], ...]):
         return _load_generated(text)
 
 
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+# GNU OpenMP's thread pool does not survive fork(): a forked child (a DataLoader worker, a
+# fork-started multiprocessing pool) runs the kernels on its own thread
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def kernel_threads() -> int:
     """Threads the parallel kernels use: torch's intra-op threads when its OpenMP runtime can
     run them (see :mod:`spikeloc._kernel_threads`; ``SPIKELOC_KERNEL_THREADS`` caps them), else
-    1."""
-    if not available():
+    1 -- also in a process forked from one that imported this module."""
+    if _forked or not available():
         return 1
     from spikeloc import _kernel_threads
 

@@ -11,6 +11,7 @@ the CPU, the closed-form readout, and (when a GPU is present) the CUDA engines.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import random
 
@@ -542,6 +543,53 @@ def test_kernel_surrogate_derivative_is_torchs_bit_for_bit(surrogate, monkeypatc
             assert np.array_equal(dh, expect.numpy()), (dtype, lanes)
     with pytest.raises(ValueError, match="beta must be positive"):
         ck.lif_forward(h.numpy(), layers.LIFSpec(alpha=0.9, threshold=0.7, beta=0.0))
+
+
+def test_kernels_on_torch_threads_give_the_same_numbers(monkeypatch):
+    """The parallel kernels run in parts on torch's OpenMP threads; the parts never share
+    output, so one thread and two give the same numbers bit for bit (an odd batch: unequal
+    parts). SPIKELOC_KERNEL_THREADS caps the threads; a bad value is named in the error."""
+    if not layers.cpu_kernels.available():
+        pytest.skip("numba not installed")
+    from spikeloc import _kernel_threads
+
+    ck = layers.cpu_kernels
+    monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", "1")
+    assert ck.kernel_threads() == 1
+    monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", "two")
+    with pytest.raises(ValueError, match="SPIKELOC_KERNEL_THREADS"):
+        ck.kernel_threads()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", "2")
+        if _kernel_threads.omp_parallel() is not None:
+            assert ck.kernel_threads() == 2
+        rng = np.random.default_rng(4)
+        spec = layers.LIFSpec(alpha=0.9, threshold=0.8)
+        h = (rng.random((5, 30, 16)) * 1.4).astype(np.float32)
+        G = rng.standard_normal(h.shape).astype(np.float32)
+        c = rng.random(30).astype(np.float32)
+        gr = rng.standard_normal((5, 16)).astype(np.float32)
+        out = {}
+        for n in ("1", "2"):
+            monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", n)
+            S, X, U, R = ck.lif_forward(h, spec, c)
+            out[n] = (S, X, U, R, ck.lif_backward(G, np.abs(X), S, U, spec, c, gr))
+        for a, b in zip(out["1"], out["2"], strict=True):
+            assert np.array_equal(a, b)
+        # a forked child does not use the OpenMP pool (it does not survive fork)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.write(write, str(ck.kernel_threads()).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 8) == b"1"
+        os.close(read)
+        os.close(write)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_generated_kernels_are_cached_in_the_kernel_dir(tmp_path, monkeypatch):
