@@ -1099,7 +1099,7 @@ class TableInput(torch.autograd.Function):
         wp = F.pad(w.detach(), (0, Hp - H, 0, ng * 8 - n_in))  # zero units, silent inputs
         table = torch.matmul(_bit_patterns(w.dtype), wp.view(ng, 8, Hp)).view(ng * 256, Hp)
         idx_t, off_t = torch.from_numpy(idx), torch.from_numpy(off)
-        # the look-ups run in torch's thread pool (the compiled kernels are single-threaded)
+        # the sums run on torch's threads
         h = F.embedding_bag(idx_t, table, off_t, mode="sum", include_last_offset=True)
         h = h.view(B, T, Hp).transpose(0, 1)
         ctx.save_for_backward(idx_t, torch.from_numpy(cuts), w)
