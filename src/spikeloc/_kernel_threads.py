@@ -100,11 +100,12 @@ def kernel_threads() -> int:
     cap = os.environ.get("SPIKELOC_KERNEL_THREADS")
     if cap:
         try:
-            n = min(n, int(cap))
+            value = int(cap)
         except ValueError:
-            raise ValueError(
-                f"SPIKELOC_KERNEL_THREADS must be a positive integer, got {cap!r}"
-            ) from None
+            value = 0
+        if value < 1:
+            raise ValueError(f"SPIKELOC_KERNEL_THREADS must be a positive integer, got {cap!r}")
+        n = min(n, value)
     if n <= 1 or omp_parallel() is None:
         return 1
     return n

@@ -559,6 +559,9 @@ def test_kernels_on_torch_threads_give_the_same_numbers(monkeypatch):
     monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", "two")
     with pytest.raises(ValueError, match="SPIKELOC_KERNEL_THREADS"):
         ck.kernel_threads()
+    monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", "0")
+    with pytest.raises(ValueError, match="SPIKELOC_KERNEL_THREADS"):
+        ck.kernel_threads()
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
