@@ -3,7 +3,7 @@
 The basic model of the COMOB paper (preset ``basic``): f = 50 Hz, 200 -> 8 LIF -> 12 leaky
 integrators, tau = 2 ms for both layers, firing-rate regulariser on, Adam lr 1e-3, 16,384
 training samples in batches of 128 for 100 epochs = 12,800 Adam steps, through the library's
-own training loop (``spikeloc.training.train``, default fused backend).
+own training loop (``spikeloc.core.training.train``, default fused backend).
 
 Data generation (16,384 + 4,096 samples, exact per-bin probabilities) is timed separately.
 With ``--epochs N`` (N < 100) only N epochs are trained and the full run is extrapolated from
@@ -47,10 +47,10 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO / "src"))
     import torch
 
-    from spikeloc import evaluation
-    from spikeloc.config import config_from_dict
-    from spikeloc.performance import configure_runtime
-    from spikeloc.training import make_datasets, resolve_device, train
+    from spikeloc.core import evaluation
+    from spikeloc.core.config import config_from_dict
+    from spikeloc.core.training import make_datasets, resolve_device, train
+    from spikeloc.engine.runtime import configure_runtime
 
     configure_runtime(args.threads)
     full_epochs = 100

@@ -3,7 +3,7 @@ per-step loop, snnTorch and Norse (a script, not a test).
 
 One training step = forward + backward + Adam for ``200 -> H LIF -> 12 leaky integrators``
 (readout: time-mean of the output membrane, log-softmax + NLL), batch 128, input from the real
-stimulus generator (``spikeloc.stimuli.make_dataset``, tutorial settings, f = 20 Hz). Two cases:
+stimulus generator (``spikeloc.core.stimuli.make_dataset``, tutorial settings, f = 20 Hz). Two cases:
 T=100, H=30, dt=1 ms and T=1000, H=100, dt=0.1 ms.
 
 How it is measured (see benchmarks/README.md):
@@ -19,7 +19,7 @@ How it is measured (see benchmarks/README.md):
   inputs, steps; ``ru_maxrss`` would include the driver's peak, inherited across fork/exec);
   ``first_step_s`` is the wall time from spawning the worker to the end of its first step;
 * torch threads = 2 in every worker. The spikeloc workers use the library's defaults (which
-  apply ``spikeloc.performance.configure_runtime``: denormal flushing, malloc thresholds);
+  apply ``spikeloc.engine.runtime.configure_runtime``: denormal flushing, malloc thresholds);
   snnTorch and Norse get the same runtime settings (so the comparison isolates the code);
   the tutorial loop runs twice: out of the box (no flushing, default malloc) and with them.
 
@@ -78,7 +78,7 @@ def _tutorial_step(x, y, W1, W2, dt_s, threads, runtime):
     from torch import nn
 
     if runtime:
-        from spikeloc.performance import configure_runtime
+        from spikeloc.engine.runtime import configure_runtime
 
         configure_runtime(threads)
 
@@ -155,9 +155,9 @@ def _tutorial_step(x, y, W1, W2, dt_s, threads, runtime):
 def _spikeloc_step(x, y, W1, W2, dt_s, backend):
     import torch
 
-    from spikeloc.config import config_from_dict
-    from spikeloc.models import build_model
-    from spikeloc.training import loss_fn
+    from spikeloc.core.config import config_from_dict
+    from spikeloc.core.models import build_model
+    from spikeloc.core.training import loss_fn
 
     T, H = x.shape[1], W1.shape[1]
     cfg = config_from_dict(
@@ -196,7 +196,7 @@ def _snntorch_step(x, y, W1, W2, dt_s, threads):
     from snntorch import surrogate
     from torch import nn
 
-    from spikeloc.performance import configure_runtime
+    from spikeloc.engine.runtime import configure_runtime
 
     configure_runtime(threads)
     alpha = math.exp(-dt_s / TAU_S)
@@ -250,7 +250,7 @@ def _norse_step(x, y, W1, W2, dt_s, threads):
     import torch
     from torch import nn
 
-    from spikeloc.performance import configure_runtime
+    from spikeloc.engine.runtime import configure_runtime
 
     configure_runtime(threads)
     H = W1.shape[1]
@@ -292,7 +292,7 @@ def worker_main(args) -> None:
     torch.set_num_threads(args.threads)
     import_s = time.perf_counter() - t_import0
     data = torch.load(args.data, weights_only=True)
-    # spikeloc's training loop keeps spike batches as bool (spikeloc.training) and its model
+    # spikeloc's training loop keeps spike batches as bool (spikeloc.core.training) and its model
     # takes them as they are; the other implementations get the float32 tensor their code uses
     x_bool = data["x"]
     x = x_bool.to(torch.float32)
@@ -424,9 +424,9 @@ def make_case_data(case: dict, path: str) -> float:
     """Inputs (real stimulus generator), labels and initial weights, shared by all workers."""
     import torch
 
-    from spikeloc.config import config_from_dict
-    from spikeloc.models import build_model
-    from spikeloc.stimuli import make_dataset
+    from spikeloc.core.config import config_from_dict
+    from spikeloc.core.models import build_model
+    from spikeloc.core.stimuli import make_dataset
 
     cfg = config_from_dict(
         {"preset": "tutorial", "stimulus": {"dt_s": case["dt_s"]}, "model": {"n_hidden": case["H"]}}

@@ -26,14 +26,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from spikeloc import runner
+    from spikeloc.pipeline import commands
 
-    runner.configure_train_parser(sub.add_parser("train", help="train a model from a YAML config"))
-    runner.configure_evaluate_parser(
+    commands.configure_train_parser(
+        sub.add_parser("train", help="train a model from a YAML config")
+    )
+    commands.configure_evaluate_parser(
         sub.add_parser("evaluate", help="evaluate weights on a fresh test set")
     )
 
-    from spikeloc import authorship, scaffold
+    from spikeloc.pipeline import authorship, scaffold
 
     authorship.configure_parser(
         sub.add_parser("contributors", help="validate contributor files, build author lists")

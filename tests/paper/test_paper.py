@@ -21,7 +21,8 @@ import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from spikeloc import authorship, paper, plotting, variables  # noqa: E402
+from spikeloc.pipeline import authorship, paper, variables  # noqa: E402
+from spikeloc.pipeline import figures as plotting  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"

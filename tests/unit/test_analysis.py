@@ -1,4 +1,4 @@
-"""spikeloc.analysis and spikeloc.plots: golden values of the published basic model.
+"""spikeloc.analysis.basic_model and spikeloc.analysis.plots: golden values of the published basic model.
 
 The published weights and the exact published test set (legacy numpy seed 32844534, catalogue
 §2.2) must give the notebook's numbers: accuracy 3384/4096, the hidden order, the recomputed
@@ -15,9 +15,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from spikeloc import analysis as an
-from spikeloc import plots
-from spikeloc.stimuli import StimulusConfig, make_dataset
+from spikeloc.analysis import basic_model as an
+from spikeloc.analysis import plots
+from spikeloc.analysis.tutorial import weight_order_tutorial
+from spikeloc.core.stimuli import StimulusConfig, make_dataset
 
 # the copy vendored in the repository (data/published-basic-model/, with its provenance note)
 WEIGHTS = Path(__file__).resolve().parents[2] / "data" / "published-basic-model" / "weights.npz"
@@ -31,7 +32,7 @@ def published():
     """Model, test set and analysis of the published basic model (generated once, ~12 s)."""
     if not WEIGHTS.exists():
         pytest.skip("published weights not available")
-    from spikeloc.runner import load_trained_model
+    from spikeloc.pipeline.results import load_trained_model
 
     model, cfg = load_trained_model(WEIGHTS, preset="basic")
     data = make_dataset(4096, cfg.stimulus, legacy_numpy_seed=PUBLISHED_SEED)
@@ -356,7 +357,7 @@ def test_weight_order_tutorial():
     w1[:, 1] = [0.0, 0.0, 0.0, 1.0]  # right ear, index 1: key -0.25
     w1[:, 2] = [0.1, 0.1, 0.1, 0.1]  # silent (max |w| < 0.5): last
     w2 = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
-    o = an.weight_order_tutorial(w1, w2)
+    o = weight_order_tutorial(w1, w2)
     assert o.by_input.tolist() == [1, 0, 2]
     assert o.by_output.tolist() == [0, 1, 2]
 
@@ -409,8 +410,8 @@ def test_generic_figures():
 
 def test_analysis_and_figures_of_a_larger_model():
     """The same pipeline runs on the tutorial's 30-hidden network (random weights here)."""
-    from spikeloc.config import config_from_dict
-    from spikeloc.models import build_model
+    from spikeloc.core.config import config_from_dict
+    from spikeloc.core.models import build_model
 
     cfg = config_from_dict({"preset": "tutorial"})
     model = build_model(cfg, generator=torch.Generator().manual_seed(0))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spikeloc import authorship
-from spikeloc.authorship import AuthorshipError
+from spikeloc.pipeline import authorship
+from spikeloc.pipeline.authorship import AuthorshipError
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_CONTRIBUTORS = REPO / "tests" / "fixtures" / "contributors"
@@ -512,8 +512,8 @@ def test_citation_cff_validates_with_cffconvert(dirs, tmp_path):
 def run_cli(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     """Run ``spikeloc.cli.main``; stub sibling subcommand modules that do not exist yet."""
     for name, functions in {
-        "spikeloc.runner": ("configure_train_parser", "configure_evaluate_parser"),
-        "spikeloc.scaffold": ("configure_parser",),
+        "spikeloc.pipeline.commands": ("configure_train_parser", "configure_evaluate_parser"),
+        "spikeloc.pipeline.scaffold": ("configure_parser",),
     }.items():
         try:
             importlib.import_module(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spikeloc.authorship import build
+from spikeloc.pipeline.authorship import build
 
 
 def test_committed_citation_matches_contributor_files(repo_root, tmp_path):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeloc.config import DaleConfig, config_from_dict, load_config
+from spikeloc.core.config import DaleConfig, config_from_dict, load_config
+from spikeloc.core.models import build_model, dale_signs
 from spikeloc.errors import ConfigError
-from spikeloc.models import build_model, dale_signs
 
 
 def spikeloc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

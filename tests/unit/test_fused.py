@@ -1,4 +1,4 @@
-"""The fused core (``spikeloc.layers``) computes the reference's numbers.
+"""The fused core (``spikeloc.engine.layers``) computes the reference's numbers.
 
 The oracle is ``SNN._reference_forward`` (a plain autograd loop over ``lif_step``). For random
 configurations of every option the fused forward must give the same hidden spikes, readout and
@@ -20,11 +20,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeloc import layers
-from spikeloc.config import DaleConfig, ModelConfig, config_from_dict
-from spikeloc.models import SNN, SNNOutput
-from spikeloc.neurons import LIParameters
-from spikeloc.stimuli import StimulusConfig, make_dataset
+from spikeloc.core.config import DaleConfig, ModelConfig, config_from_dict
+from spikeloc.core.models import SNN, SNNOutput
+from spikeloc.core.neurons import LIParameters
+from spikeloc.core.stimuli import StimulusConfig, make_dataset
+from spikeloc.engine import layers
 
 CUDA = torch.cuda.is_available()
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
@@ -551,7 +551,7 @@ def test_kernels_on_torch_threads_give_the_same_numbers(monkeypatch):
     parts). SPIKELOC_KERNEL_THREADS caps the threads; a bad value is named in the error."""
     if not layers.cpu_kernels.available():
         pytest.skip("numba not installed")
-    from spikeloc import _kernel_threads
+    from spikeloc.engine import kernel_threads as _kernel_threads
 
     ck = layers.cpu_kernels
     monkeypatch.setenv("SPIKELOC_KERNEL_THREADS", "1")

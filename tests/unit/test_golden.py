@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from spikeloc import evaluation
-from spikeloc.config import config_from_dict
-from spikeloc.runner import load_trained_model
-from spikeloc.stimuli import make_dataset
+from spikeloc.core import evaluation
+from spikeloc.core.config import config_from_dict
+from spikeloc.core.stimuli import make_dataset
+from spikeloc.pipeline.results import load_trained_model
 
 PUBLISHED_RATES = [124.1, 133.7, 116.8, 132.1, 124.1, 138.3, 135.6, 118.6]
 

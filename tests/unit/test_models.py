@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from spikeloc.config import config_from_dict
-from spikeloc.models import build_model
-from spikeloc.training import train
+from spikeloc.core.config import config_from_dict
+from spikeloc.core.models import build_model
+from spikeloc.core.training import train
 
 
 def model_for(backend="reference", **model):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from spikeloc.models import SNN
-from spikeloc.neurons import (
+from spikeloc.core.models import SNN
+from spikeloc.core.neurons import (
     LIFParameters,
     LIParameters,
     li_initial_state,

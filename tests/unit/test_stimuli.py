@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import integrate
 
-from spikeloc.stimuli import (
+from spikeloc.core.stimuli import (
     StimulusConfig,
     class_centres,
     continuise,
@@ -44,7 +44,7 @@ def test_per_bin_spike_frequency_matches_probability():
     g = gen(3)
     phi0 = torch.rand((), generator=gen(3), dtype=torch.float64)
     spikes = generate_spikes(ipd, cfg, generator=g)
-    from spikeloc.stimuli import _phase_delays, _phase_grid
+    from spikeloc.core.stimuli import _phase_delays, _phase_grid
 
     p = spike_probability(_phase_grid(cfg, _phase_delays(cfg, None), ipd[:1], phi0), cfg)[0]
     emp = spikes.double().mean(0)
@@ -186,7 +186,7 @@ def test_discretise_continuise():
     ],
 )
 def test_fast_probability_grid_equals_direct_formula(cfg):
-    from spikeloc.stimuli import _phase_delays, _phase_grid, _probability_grid
+    from spikeloc.core.stimuli import _phase_delays, _phase_grid, _probability_grid
 
     ipd = sample_ipds(16, generator=gen(0))
     phi0 = torch.rand(16 if cfg.phase_offset == "per_sample" else (), dtype=torch.float64)

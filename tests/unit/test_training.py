@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from spikeloc.config import RegulariserConfig, config_from_dict
-from spikeloc.training import (
+from spikeloc.core.config import RegulariserConfig, config_from_dict
+from spikeloc.core.training import (
     _early_stop,
     regulariser_loss,
     resolve_device,

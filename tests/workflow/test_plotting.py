@@ -16,8 +16,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from spikeloc import plotting  # noqa: E402
 from spikeloc.errors import SpikelocError  # noqa: E402
+from spikeloc.pipeline import figures as plotting  # noqa: E402
 
 
 def make_figure(seed: int = 0) -> Figure:

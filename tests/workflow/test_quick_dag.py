@@ -19,7 +19,7 @@ import yaml
 from pypdf import PdfReader
 from workflow_helpers import BIN, copy_repo, run, snakemake
 
-from spikeloc.paper import MISSING_MARKER
+from spikeloc.pipeline.paper import MISSING_MARKER
 
 QUICK = ["--configfile", "config/quick.yaml"]
 
@@ -74,7 +74,7 @@ def test_whole_quick_dag(tmp_path):
     assert jobs_to_run(root) == set()
 
     # plotting/analysis code: notebooks and paper re-run, training does not
-    with open(root / "src/spikeloc/plots.py", "a") as fh:
+    with open(root / "src/spikeloc/analysis/plots.py", "a") as fh:
         fh.write("\n# a change to a plot\n")
     todo = jobs_to_run(root)
     assert "train" not in todo and {"analyse_basic_model", "typeset"} <= todo
@@ -83,9 +83,9 @@ def test_whole_quick_dag(tmp_path):
     assert "train" not in jobs_to_run(root, "--config", "device=cuda")
 
     # touching core code changes no content: no re-training; editing it does
-    (root / "src/spikeloc/models.py").touch()
+    (root / "src/spikeloc/core/models.py").touch()
     assert "train" not in jobs_to_run(root)
-    with open(root / "src/spikeloc/models.py", "a") as fh:
+    with open(root / "src/spikeloc/core/models.py", "a") as fh:
         fh.write("\n# a change to the core\n")
     assert "train" in jobs_to_run(root)
 

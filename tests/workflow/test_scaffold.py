@@ -8,8 +8,8 @@ import pytest
 import yaml
 from workflow_helpers import BIN, run, snakemake
 
-from spikeloc import scaffold
 from spikeloc.errors import SpikelocError
+from spikeloc.pipeline import scaffold
 
 
 def test_new_module_creates_its_three_files(tmp_path):

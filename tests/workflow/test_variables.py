@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from spikeloc import variables
-from spikeloc.variables import VariablesError
+from spikeloc.pipeline import variables
+from spikeloc.pipeline.variables import VariablesError
 
 
 def manifest(tmp_path: Path, name: str, text: str) -> Path:

@@ -1,8 +1,8 @@
 # Authorship: contributors/<handle>.yaml + workflow/analyses/<module>.yaml
 #   -> results/authorship/{authors.json, credit.json, credit.md, contributions.json}, CITATION.cff
 #
-# Both rules call the spikeloc CLI (src/spikeloc/authorship.py); no logic lives here.
-# common.smk also calls spikeloc.authorship.check_or_raise("contributors", "workflow/analyses")
+# Both rules call the spikeloc CLI (src/spikeloc/pipeline/authorship.py); no logic lives here.
+# common.smk also calls spikeloc.pipeline.authorship.check_or_raise("contributors", "workflow/analyses")
 # at parse time, so a bad contributor file stops the workflow before any job runs; the
 # contributors_check rule keeps the same check in the DAG (and its log) for `snakemake -n`.
 

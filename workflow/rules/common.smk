@@ -17,8 +17,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from spikeloc import authorship
-from spikeloc.config import config_from_dict
+from spikeloc.pipeline import authorship
+from spikeloc.core.config import config_from_dict
 from spikeloc.errors import ConfigError, SpikelocError
 
 
@@ -203,7 +203,7 @@ if _problems:
 CFG = with_defaults(config, _load_schema("config"))
 
 RUNS = CFG["runs"]
-RUN_CONFIGS = {}  # run name -> validated spikeloc.config.RunConfig
+RUN_CONFIGS = {}  # run name -> validated spikeloc.core.config.RunConfig
 RUN_CONFIG_TEXT = {}  # run name -> the YAML rule `run_config` writes
 _problems = []
 for _run, _spec in RUNS.items():

@@ -16,7 +16,7 @@ rule variables:
         "logs/variables/merge.log",
     localrule: True
     shell:
-        "python -m spikeloc.variables merge --analyses workflow/analyses --out {output}"
+        "python -m spikeloc.pipeline.variables merge --analyses workflow/analyses --out {output}"
         " {input.variables} > {log} 2>&1"
 
 
@@ -33,7 +33,7 @@ rule claims:
         "logs/claims/claims.log",
     localrule: True
     shell:
-        "python -m spikeloc.variables claims --variables {input.variables}"
+        "python -m spikeloc.pipeline.variables claims --variables {input.variables}"
         " --analyses workflow/analyses --out {output} > {log} 2>&1"
 
 
@@ -47,7 +47,7 @@ rule typeset:
         figures=paper_figures(),
         authorship=AUTHORSHIP_FILES,
         manifests=[MODULES[m]["source"] for m in sorted(MODULES)],
-        code="src/spikeloc/paper.py",
+        code="src/spikeloc/pipeline/paper.py",
     output:
         pdf="paper/build/paper.pdf",
         modules="results/paper/modules.json",
@@ -61,6 +61,6 @@ rule typeset:
         "logs/typeset/paper.log",
     localrule: True
     shell:
-        "python -m spikeloc.paper build --out {output.pdf} --modules-out {output.modules}"
+        "python -m spikeloc.pipeline.paper build --out {output.pdf} --modules-out {output.modules}"
         " --variables {input.variables} --claims {input.claims} {params.strict}"
         " --timestamp '{params.timestamp}' --label {params.label:q} > {log} 2>&1"

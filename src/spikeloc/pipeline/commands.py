@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -11,20 +10,16 @@ from pathlib import Path
 
 import torch
 
-from spikeloc import evaluation
-from spikeloc.config import RunConfig, config_from_dict, load_config
-from spikeloc.errors import ConfigError, SpikelocError, WeightsError
-from spikeloc.io import check_state_matches, load_weights
-from spikeloc.models import build_model
-from spikeloc.performance import configure_runtime
-from spikeloc.stimuli import make_dataset
-from spikeloc.training import resolve_device, seeded_generator, train_run
+from spikeloc.core import evaluation
+from spikeloc.core.config import RunConfig, load_config
+from spikeloc.core.stimuli import make_dataset
+from spikeloc.core.training import seeded_generator, train_run
+from spikeloc.engine.runtime import configure_runtime
+from spikeloc.pipeline.results import load_trained_model
 
 __all__ = [
     "configure_train_parser",
     "configure_evaluate_parser",
-    "load_trained_model",
-    "load_run",
 ]
 
 
@@ -88,60 +83,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- evaluate
-
-
-def load_trained_model(
-    weights: str | Path,
-    *,
-    preset: str | None = None,
-    config: str | Path | None = None,
-    device: str = "cpu",
-):
-    """A model with the given weights: the config comes from ``--preset``/``--config`` or, for a
-    run's ``model.pt``, from the file itself. Returns ``(model, run_config)``."""
-    state, stored = load_weights(weights)
-    if config is not None:
-        cfg = load_config(config)
-    elif preset is not None:
-        cfg = config_from_dict({"preset": preset}, f"--preset {preset}")
-    elif stored is not None:
-        try:
-            cfg = config_from_dict(stored, weights)
-        except ConfigError as exc:
-            raise WeightsError(weights, f"config.{exc.field}", exc.problem) from None
-    else:
-        raise SpikelocError(
-            f"{weights}: config: an .npz holds no config; pass --preset or --config"
-        )
-    model = build_model(cfg)
-    check_state_matches(weights, state, model)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise WeightsError(weights, missing[0], "missing (the model uses Dale's-law signs)")
-    model.load_state_dict({k: state[k] for k in own})
-    return model.to(resolve_device(device)), cfg
-
-
-def load_run(run_dir: str | Path):
-    """A finished training run: ``(model, run_config, metrics, history)``.
-
-    ``history`` is the rows of ``history.csv`` (dicts of strings). A missing run names the
-    snakemake target that builds it.
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "model.pt").is_file():
-        raise WeightsError(
-            run_dir / "model.pt",
-            "<file>",
-            f"no such file; train the run first: `snakemake {run_dir}/model.pt` "
-            "(add `--configfile config/quick.yaml` for a quick one)",
-        )
-    model, cfg = load_trained_model(run_dir / "model.pt")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    with open(run_dir / "history.csv", newline="") as fh:
-        history = list(csv.DictReader(fh))
-    return model, cfg, metrics, history
 
 
 def configure_evaluate_parser(p: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 
 The paper is an output of the workflow (rule ``typeset``)::
 
-    python -m spikeloc.paper build --out paper/build/paper.pdf \
+    python -m spikeloc.pipeline.paper build --out paper/build/paper.pdf \
         --modules-out results/paper/modules.json \
         --variables results/variables.json --claims results/claims.json
 
@@ -203,7 +203,9 @@ def build(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m spikeloc.paper", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m spikeloc.pipeline.paper", description=__doc__.split("\n")[0]
+    )
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="typeset paper/main.typ into a PDF")
     b.add_argument("--out", type=Path, default=Path("paper/build/paper.pdf"))

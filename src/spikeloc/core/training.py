@@ -34,14 +34,14 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
-from spikeloc import evaluation
-from spikeloc.config import RegulariserConfig, RunConfig, config_hash
+from spikeloc.core import evaluation
+from spikeloc.core.config import RegulariserConfig, RunConfig, config_hash
+from spikeloc.core.models import SNN, SNNOutput, build_model
+from spikeloc.core.stimuli import SpikeDataset, make_dataset
+from spikeloc.engine.runtime import configure_runtime
 from spikeloc.errors import ConfigError, SpikelocError
 from spikeloc.io import atomic_torch_save, atomic_write_json, atomic_write_text, save_model
-from spikeloc.models import SNN, SNNOutput, build_model
-from spikeloc.performance import configure_runtime
 from spikeloc.provenance import provenance_record
-from spikeloc.stimuli import SpikeDataset, make_dataset
 
 __all__ = [
     "resolve_device",
@@ -55,7 +55,7 @@ __all__ = [
     "train_run",
 ]
 
-log = logging.getLogger("spikeloc.training")
+log = logging.getLogger("spikeloc.core.training")
 
 # stream ids: every random draw comes from its own generator, so adding one never shifts another
 _STREAMS = {"model": 1, "data": 2, "shuffle": 3, "dropout": 4, "val": 5, "test": 6}
@@ -135,7 +135,7 @@ def make_datasets(cfg: RunConfig, device: torch.device) -> dict[str, SpikeDatase
 def regulariser_loss(
     hidden_spikes: torch.Tensor, reg: RegulariserConfig, n_classes: int, duration_s: float
 ) -> torch.Tensor:
-    """Firing-rate regulariser (see :class:`~spikeloc.config.RegulariserConfig`)."""
+    """Firing-rate regulariser (see :class:`~spikeloc.core.config.RegulariserConfig`)."""
     batch = hidden_spikes.shape[0]
     fr = hidden_spikes.sum((0, 1)) / (batch * duration_s)  # Hz per neuron
     c = reg.strength if reg.strength is not None else math.log(n_classes)

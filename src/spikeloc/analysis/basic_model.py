@@ -1,7 +1,7 @@
 r"""Analyses of the basic-model appendix (figs 03-08) and the tutorial's weight reordering.
 
-Everything here works on a trained :class:`~spikeloc.models.SNN` (or its two weight matrices)
-and a test set; figures are drawn by :mod:`spikeloc.plots` from the dataclasses returned here.
+Everything here works on a trained :class:`~spikeloc.core.models.SNN` (or its two weight matrices)
+and a test set; figures are drawn by :mod:`spikeloc.analysis.plots` from the dataclasses returned here.
 Units: seconds and hertz; angles in radians unless a name ends in ``_deg``.
 
 The analyses of ``research/time-constant-solutions.ipynb`` (catalogue §2.2), as implemented:
@@ -57,10 +57,10 @@ import numpy as np
 import torch
 from scipy.optimize import curve_fit
 
-from spikeloc import evaluation
-from spikeloc.evaluation import Predictions
-from spikeloc.models import SNN
-from spikeloc.stimuli import SpikeDataset, StimulusConfig, continuise, spike_probability
+from spikeloc.core import evaluation
+from spikeloc.core.evaluation import Predictions
+from spikeloc.core.models import SNN
+from spikeloc.core.stimuli import SpikeDataset, StimulusConfig, continuise, spike_probability
 
 __all__ = [
     "hidden_order",
@@ -79,8 +79,6 @@ __all__ = [
     "PUBLISHED_RATE_PHASE_OFFSET",
     "BasicModelAnalysis",
     "basic_model_analysis",
-    "TutorialOrder",
-    "weight_order_tutorial",
 ]
 
 Spacing = Literal["code", "paper"]
@@ -624,36 +622,3 @@ def basic_model_analysis(
         W_io=w_ih @ w_ho,
         n_classes=pred.n_classes,
     )
-
-
-# --------------------------------------------------------------------------------------
-# Tutorial (cosyne-tutorial-2022, notebook 3): reordering the hidden units
-# --------------------------------------------------------------------------------------
-
-
-class TutorialOrder(NamedTuple):
-    """Two orderings of the hidden units: by output (``W2``) and by ear-signed input (``W1``)."""
-
-    by_output: np.ndarray
-    by_input: np.ndarray
-
-
-def weight_order_tutorial(
-    W1: torch.Tensor | np.ndarray,
-    W2: torch.Tensor | np.ndarray,
-    *,
-    silent_threshold: float = 0.5,
-) -> TutorialOrder:
-    """Orderings of the hidden units used to make the tutorial's weight matrices readable.
-
-    ``by_output``: :func:`hidden_order` of ``W2`` (the ``W2``-weighted mean class index,
-    descending). ``by_input`` (the exercise's cell): ascending
-    ``mean_i(A_i * W1[i, h])`` with the ear-signed index ``A = [0..N-1, -0..-(N-1)]`` (left ear
-    positive, right ear negative); units whose ``max_i |W1[i, h]| < silent_threshold`` go last.
-    """
-    w1 = _np(W1)
-    n = w1.shape[0] // 2
-    a = np.concatenate([np.arange(n), -np.arange(w1.shape[0] - n)])[:, None]
-    key = np.mean(a * w1, axis=0)
-    key[np.max(np.abs(w1), axis=0) < silent_threshold] = np.inf
-    return TutorialOrder(by_output=hidden_order(W2), by_input=np.argsort(key, kind="stable"))

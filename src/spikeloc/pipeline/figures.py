@@ -81,7 +81,7 @@ HOUSE_STYLE: dict[str, Any] = {
     "path.simplify": True,
 }
 
-_PRODUCER = "spikeloc.plotting (matplotlib {mpl})"
+_PRODUCER = "spikeloc.pipeline.figures (matplotlib {mpl})"
 
 
 class FigureIdError(SpikelocError, ValueError):

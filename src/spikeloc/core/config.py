@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 import yaml
 
+from spikeloc.core.stimuli import StimulusConfig
 from spikeloc.errors import ConfigError
-from spikeloc.stimuli import StimulusConfig
 
 __all__ = [
     "DaleConfig",

@@ -13,9 +13,9 @@ The paper never types a number that a run produced. Instead:
 
 Command line (used by the workflow)::
 
-    python -m spikeloc.variables merge --analyses workflow/analyses --out results/variables.json \
+    python -m spikeloc.pipeline.variables merge --analyses workflow/analyses --out results/variables.json \
         results/variables/*.json
-    python -m spikeloc.variables claims --variables results/variables.json \
+    python -m spikeloc.pipeline.variables claims --variables results/variables.json \
         --analyses workflow/analyses --out results/claims.json
 """
 
@@ -371,7 +371,8 @@ def evaluate_claims(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m spikeloc.variables", description="Merge variables, evaluate claims."
+        prog="python -m spikeloc.pipeline.variables",
+        description="Merge variables, evaluate claims.",
     )
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("merge", help="merge results/variables/*.json into one file")

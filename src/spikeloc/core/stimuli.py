@@ -355,7 +355,7 @@ def make_dataset(
     """
     if n <= 0:
         raise ValueError(f"number of samples must be positive, got {n}")
-    from spikeloc.performance import configure_runtime
+    from spikeloc.engine.runtime import configure_runtime
 
     configure_runtime()  # malloc tuning: large float64 temporaries otherwise page-fault afresh
     if legacy_numpy_seed is not None:

@@ -1,7 +1,7 @@
 """Figures of the basic-model appendix (figs 03-08) and generic SNN plots (matplotlib only).
 
 Every function builds and returns a :class:`matplotlib.figure.Figure` (no pyplot state, no
-saving: :func:`spikeloc.plotting.save_figure` writes a figure with its provenance). The output
+saving: :func:`spikeloc.pipeline.figures.save_figure` writes a figure with its provenance). The output
 depends only on the arguments; sizes follow the published figures (catalogue §1.1).
 """
 
@@ -16,8 +16,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from spikeloc.analysis import BasicModelAnalysis
-from spikeloc.stimuli import SpikeDataset
+from spikeloc.analysis.basic_model import BasicModelAnalysis
+from spikeloc.core.stimuli import SpikeDataset
 
 __all__ = [
     "input_examples",

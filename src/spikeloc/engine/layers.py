@@ -1,8 +1,8 @@
 r"""Fused layers: hand-written BPTT for the hidden LIF layer, a closed-form leaky-integrator
 readout and a sparse input layer -- the fast path behind ``SNN(backend="fused"|"auto")``.
 
-The numbers are those of the reference time loop (:meth:`spikeloc.models.SNN._reference_forward`,
-the equations in :mod:`spikeloc.neurons`); only the way they are computed differs:
+The numbers are those of the reference time loop (:meth:`spikeloc.core.models.SNN._reference_forward`,
+the equations in :mod:`spikeloc.core.neurons`); only the way they are computed differs:
 
 * **One autograd node for the whole recurrence** (:class:`LIFSequence`). The forward loop runs
   without autograd and writes, per time step, the few tensors the backward pass needs into
@@ -13,7 +13,7 @@ the equations in :mod:`spikeloc.neurons`); only the way they are computed differ
   (``(alpha * v + h) * (1 - s)``: multiply, add, exact 0/1 mask), so hidden spikes are
   bit-identical to the reference whenever the input currents are.
 * **CPU engines.** ``numba`` (the default when numba is installed): the forward loop and the
-  adjoint run as compiled kernels over all time steps (:mod:`spikeloc.cpu_kernels`, one
+  adjoint run as compiled kernels over all time steps (:mod:`spikeloc.engine.cpu_kernels`, one
   specialised kernel per option combination, cached on disk; for layers of up to 128 units, a
   multiple of 8, the adjoint -- and the forward pass up to 32 units -- runs as a generated
   kernel that keeps every unit's state in SIMD registers, with the same results bit for bit),
@@ -72,16 +72,18 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spikeloc import cpu_kernels
-from spikeloc.models import SNNOutput, as_float_spikes
-from spikeloc.neurons import LIFParameters
-from spikeloc.performance import configure_runtime
+from spikeloc.engine import cpu_kernels
+from spikeloc.engine.outputs import SNNOutput, as_float_spikes
+from spikeloc.engine.runtime import configure_runtime
+
+if TYPE_CHECKING:
+    from spikeloc.core.neurons import LIFParameters
 
 __all__ = [
     "LIFSpec",
@@ -113,7 +115,7 @@ _runtime_ready = False
 
 
 def ensure_runtime() -> None:
-    """Apply :func:`spikeloc.performance.configure_runtime` once per process (denormal flushing,
+    """Apply :func:`spikeloc.engine.runtime.configure_runtime` once per process (denormal flushing,
     malloc thresholds); cheap to call on every forward pass."""
     global _runtime_ready
     if not _runtime_ready:
@@ -710,7 +712,7 @@ def _static_loop(kind: str, spec: LIFSpec, fn: Callable, inputs: Sequence[torch.
 
 
 def _numba_forward(h: torch.Tensor, spec: LIFSpec, c: torch.Tensor | None = None):
-    """The compiled CPU kernel (:func:`spikeloc.cpu_kernels.lif_forward`) on time-major ``h``
+    """The compiled CPU kernel (:func:`spikeloc.engine.cpu_kernels.lif_forward`) on time-major ``h``
     (T, batch, n), any strides (read in place). The records are batch-major in memory and
     returned as time-major views: the layout in which the dense input layer produced ``h`` and
     in which the readout's gradient comes back. With readout weights ``c`` (T,), also returns
@@ -1079,9 +1081,9 @@ class TableInput(torch.autograd.Function):
     sums of that group's weights (built per call by a small product; the "four Russians"
     method). ``h`` is then a sum of at most ``n_in / 8`` table rows per (batch, t) row --
     ``F.embedding_bag`` over the rows of the groups that spike
-    (:func:`spikeloc.cpu_kernels.bit_group_bags`; a silent group's row is zero) -- instead of
+    (:func:`spikeloc.engine.cpu_kernels.bit_group_bags`; a silent group's row is zero) -- instead of
     ``n_in`` multiply-adds, and ``x`` is never copied to float. Backward collects the gradient
-    rows per table row (:func:`spikeloc.cpu_kernels.bit_group_scatter`) and maps the table's
+    rows per table row (:func:`spikeloc.engine.cpu_kernels.bit_group_scatter`) and maps the table's
     gradient back to ``dW1`` with the transposed small product. The sums are those of the GEMM
     in another order: equal up to float rounding. Output layout and ``pad`` as
     :class:`DenseInput`.
@@ -1223,7 +1225,7 @@ def li_trace(i_tm: torch.Tensor, alpha: float, order: str, *, block: int = 32) -
 
 
 # ======================================================================================
-# The model-level entry points used by spikeloc.models.SNN
+# The model-level entry points used by spikeloc.core.models.SNN
 # ======================================================================================
 
 
@@ -1260,7 +1262,7 @@ def _resolve(v):
 
 
 class FusedSNNOutput(SNNOutput):
-    """:class:`~spikeloc.models.SNNOutput` whose ``output_v`` is computed when first read.
+    """:class:`~spikeloc.core.models.SNNOutput` whose ``output_v`` is computed when first read.
 
     Training with the mean-membrane readout never needs the membrane trace, so it is not
     computed unless asked for; attribute access, indexing, unpacking, ``_asdict`` and pickling

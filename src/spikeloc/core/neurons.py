@@ -3,7 +3,7 @@ r"""Neuron dynamics as small typed step functions (units: seconds).
 Every neuron model follows one contract (:class:`NeuronModel`): a NamedTuple of parameters, a
 NamedTuple state, ``initial_state(batch_shape, p)`` and
 ``step(input_current, state, p) -> (spikes, new_state)``. The ``nn.Module`` layers in
-:mod:`spikeloc.layers` own weights and the time loop.
+:mod:`spikeloc.engine.layers` own weights and the time loop.
 
 Leaky integrate-and-fire (LIF), exact exponential decay over one bin of ``dt_s``:
 

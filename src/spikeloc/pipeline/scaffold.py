@@ -127,12 +127,13 @@ def _notebook(name: str, title: str) -> str:
             "setup",
             "code",
             "import os\n\n"
-            "from spikeloc import plots, plotting, variables\n"
-            "from spikeloc.stimuli import StimulusConfig, make_dataset\n"
-            "from spikeloc.training import seeded_generator\n\n"
+            "from spikeloc.analysis import plots\n"
+            "from spikeloc.pipeline import figures, variables\n"
+            "from spikeloc.core.stimuli import StimulusConfig, make_dataset\n"
+            "from spikeloc.core.training import seeded_generator\n\n"
             "os.chdir(variables.project_root())  # same paths from Jupyter and papermill\n"
-            "plotting.use_house_style()\n"
-            "save = plotting.module_saver(\n"
+            "figures.use_house_style()\n"
+            "save = figures.module_saver(\n"
             "    module, notebook=notebook_path, config_hash=config_hash, out_dir=figures_dir\n"
             ")\n"
             "record = variables.recorder(module, path=variables_path)\n",
@@ -141,7 +142,7 @@ def _notebook(name: str, title: str) -> str:
             "analysis",
             "code",
             "# Replace with the module's analysis; read trained runs with\n"
-            '# spikeloc.runner.load_trained_model(f"{runs[name]}/model.pt").\n'
+            '# spikeloc.pipeline.results.load_run(f"{runs[name]}/model.pt").\n'
             "stimulus = StimulusConfig()  # the tutorial's 20 Hz tone\n"
             'data = make_dataset(n_samples, stimulus, generator=seeded_generator(seed, "test"))\n'
             "rate_hz = float(data.spikes.float().mean()) / stimulus.dt_s\n"

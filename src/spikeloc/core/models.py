@@ -1,25 +1,24 @@
 """The network of the paper: Poisson inputs -> hidden LIF layer -> readout layer.
 
-``SNN(model_cfg, dt_s)`` builds the model from a plain :class:`~spikeloc.config.ModelConfig`;
+``SNN(model_cfg, dt_s)`` builds the model from a plain :class:`~spikeloc.core.config.ModelConfig`;
 ``build_model(run_cfg)`` from a whole run config. The published basic model and the tutorial
-model are the presets ``basic`` and ``tutorial`` of :data:`spikeloc.config.PRESETS`.
+model are the presets ``basic`` and ``tutorial`` of :data:`spikeloc.core.config.PRESETS`.
 
 The forward pass has two interchangeable backends computing the same numbers:
-``"reference"`` (a plain autograd time loop over :func:`spikeloc.neurons.lif_step`, the oracle)
-and ``"fused"`` (:mod:`spikeloc.layers`: hand-written BPTT in one autograd function and a
+``"reference"`` (a plain autograd time loop over :func:`spikeloc.core.neurons.lif_step`, the oracle)
+and ``"fused"`` (:mod:`spikeloc.engine.layers`: hand-written BPTT in one autograd function and a
 closed-form readout).
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from spikeloc.config import DaleConfig, ModelConfig, RunConfig
-from spikeloc.neurons import (
+from spikeloc.core.config import DaleConfig, ModelConfig, RunConfig
+from spikeloc.core.neurons import (
     LIFParameters,
     LIParameters,
     li_initial_state,
@@ -27,18 +26,9 @@ from spikeloc.neurons import (
     lif_initial_state,
     lif_step,
 )
+from spikeloc.engine.outputs import SNNOutput, as_float_spikes
 
 __all__ = ["SNNOutput", "SNN", "build_model", "dale_signs", "init_bounds"]
-
-
-class SNNOutput(NamedTuple):
-    """``readout`` (batch, n_out): logits for classification, IPD estimate for regression;
-    ``hidden_spikes`` (batch, T, n_hidden); ``output_v`` (batch, T, n_out) membrane trace of the
-    output layer (spikes for the spike-count readout)."""
-
-    readout: torch.Tensor
-    hidden_spikes: torch.Tensor
-    output_v: torch.Tensor
 
 
 def init_bounds(cfg: ModelConfig) -> tuple[float, float]:
@@ -143,18 +133,18 @@ class SNN(nn.Module):
         dropout_generator: torch.Generator | None = None,
     ) -> SNNOutput:
         """``x``: input spikes (batch, T, n_inputs)."""
-        from spikeloc.layers import ensure_runtime
+        from spikeloc.engine.layers import ensure_runtime
 
         ensure_runtime()  # denormal flushing + malloc thresholds, once per process
         w1, w2 = self.effective_weights()
         if not self.membrane_only:
             backend = self.backend
             if backend == "auto":
-                from spikeloc import layers
+                from spikeloc.engine import layers
 
                 backend = "fused" if layers.supports(self) else "reference"
             if backend == "fused":
-                from spikeloc import layers
+                from spikeloc.engine import layers
 
                 # bool/uint8 spikes as they are: the fused input layer converts them itself
                 return layers.fused_forward(self, x, w1, w2, dropout_generator=dropout_generator)
@@ -238,14 +228,6 @@ class SNN(nn.Module):
                 v, state = li_step(steps[t], state, p)
                 rec.append(v)
         return torch.stack(rec, dim=1)
-
-
-def as_float_spikes(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Spikes ``x`` (bool, uint8 or float) in ``dtype``; bool goes through a uint8 view (same
-    values, ~9x cheaper than ``bool.to(float)``). Returns ``x`` itself when it has ``dtype``."""
-    if x.dtype == dtype:
-        return x
-    return (x.view(torch.uint8) if x.dtype == torch.bool else x).to(dtype)
 
 
 def build_model(cfg: RunConfig, *, generator: torch.Generator | None = None) -> SNN:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from spikeloc.models import SNN
-from spikeloc.stimuli import SpikeDataset, continuise, discretise
+from spikeloc.core.models import SNN
+from spikeloc.core.stimuli import SpikeDataset, continuise, discretise
 
 __all__ = [
     "Predictions",

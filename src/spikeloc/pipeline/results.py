@@ -1,0 +1,74 @@
+"""Loading finished results: what the analysis notebooks read (runs; sweep tables).
+
+Notebooks never train; they load what rule ``train`` wrote::
+
+    model, cfg, metrics, history = results.load_run(runs["basic_model"])
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from spikeloc.core.config import config_from_dict, load_config
+from spikeloc.core.models import build_model
+from spikeloc.core.training import resolve_device
+from spikeloc.errors import ConfigError, SpikelocError, WeightsError
+from spikeloc.io import check_state_matches, load_weights
+
+__all__ = ["load_run", "load_trained_model"]
+
+
+def load_trained_model(
+    weights: str | Path,
+    *,
+    preset: str | None = None,
+    config: str | Path | None = None,
+    device: str = "cpu",
+):
+    """A model with the given weights: the config comes from ``--preset``/``--config`` or, for a
+    run's ``model.pt``, from the file itself. Returns ``(model, run_config)``."""
+    state, stored = load_weights(weights)
+    if config is not None:
+        cfg = load_config(config)
+    elif preset is not None:
+        cfg = config_from_dict({"preset": preset}, f"--preset {preset}")
+    elif stored is not None:
+        try:
+            cfg = config_from_dict(stored, weights)
+        except ConfigError as exc:
+            raise WeightsError(weights, f"config.{exc.field}", exc.problem) from None
+    else:
+        raise SpikelocError(
+            f"{weights}: config: an .npz holds no config; pass --preset or --config"
+        )
+    model = build_model(cfg)
+    check_state_matches(weights, state, model)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise WeightsError(weights, missing[0], "missing (the model uses Dale's-law signs)")
+    model.load_state_dict({k: state[k] for k in own})
+    return model.to(resolve_device(device)), cfg
+
+
+def load_run(run_dir: str | Path):
+    """A finished training run: ``(model, run_config, metrics, history)``.
+
+    ``history`` is the rows of ``history.csv`` (dicts of strings). A missing run names the
+    snakemake target that builds it.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.pt").is_file():
+        raise WeightsError(
+            run_dir / "model.pt",
+            "<file>",
+            f"no such file; train the run first: `snakemake {run_dir}/model.pt` "
+            "(add `--configfile config/quick.yaml` for a quick one)",
+        )
+    model, cfg = load_trained_model(run_dir / "model.pt")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with open(run_dir / "history.csv", newline="") as fh:
+        history = list(csv.DictReader(fh))
+    return model, cfg, metrics, history
