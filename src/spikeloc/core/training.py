@@ -374,9 +374,17 @@ def _history_csv(history: list[dict]) -> str:
 
 
 def train_run(
-    cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+    cfg: RunConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    provenance: dict | None = None,
 ) -> dict:
-    """Train, evaluate on the test set and write the run directory atomically; returns metrics."""
+    """Train, evaluate on the test set and write the run directory atomically; returns metrics.
+
+    ``provenance``: extra entries for the run's ``provenance.json`` (the workflow records the
+    fingerprint it checks to decide whether a run is up to date)."""
     out_dir = Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
     ckpt = partial / "checkpoint.pt"
@@ -420,6 +428,7 @@ def train_run(
             started_unix=started,
             finished_unix=time.time(),
             threads=torch.get_num_threads(),
+            **(provenance or {}),
         ),
     )
     ckpt.unlink(missing_ok=True)
