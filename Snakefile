@@ -1,8 +1,10 @@
 # spikeloc: the reproducible pipeline of the COMOB paper.
 #
 #   snakemake figures                              every figure and number (paper scale)
-#   snakemake paper                                paper/build/paper.pdf
-#   snakemake --configfile config/quick.yaml ...   the same DAG, shrunk to minutes on 2 CPUs
+#   snakemake paper                                paper/build/paper/paper.pdf
+#   snakemake --configfile config/quick.yaml ...   the same DAG at quick scale (minutes, 2 CPUs)
+#
+# Each scale has its own outputs: results/<scale>/, figures/<scale>/, paper/build/<scale>/.
 #
 # Run from the repository root; profiles/default/ is picked up automatically.
 
@@ -35,14 +37,14 @@ for _rules in sorted(Path("workflow/rules").glob("*.smk")):
 rule figures:
     input:
         all_figures(),
-        "results/variables.json",
-        "results/claims.json",
+        f"{RESULTS}/variables.json",
+        f"{RESULTS}/claims.json",
 
 
 # The paper PDF (and with it everything it shows).
 rule paper:
     input:
-        "paper/build/paper.pdf",
+        PROJECT.paper_pdf,
 
 
 # Everything: figures, paper and the authorship outputs (author list, CRediT, CITATION.cff).

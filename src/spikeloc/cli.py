@@ -3,9 +3,11 @@
 Subcommands::
 
     spikeloc train CONFIG.yaml --out RUN_DIR [--resume]
+    spikeloc train-chunk SPEC.json --out RESULT.json [--device D] [--threads N]
+    spikeloc sweep-table RESULT.json ... --out TABLE.csv
     spikeloc evaluate (--preset NAME | --config FILE) --weights FILE --samples N --seed S [--json]
     spikeloc contributors check|build ...
-    spikeloc new-module NAME --owner HANDLE --title "..."
+    spikeloc new-module NAME --owner HANDLE --title "..." [--sweep]
 
 Every user error (bad config, bad weights file, bad contributor file, bad argument) is printed
 as one line ``spikeloc: error: <file>: <field>: <problem>`` and exits with status 2.
@@ -33,6 +35,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     commands.configure_evaluate_parser(
         sub.add_parser("evaluate", help="evaluate weights on a fresh test set")
+    )
+    commands.configure_chunk_spec_parser(
+        sub.add_parser("chunk-spec", help="write a chunk spec from its module's manifest")
+    )
+    commands.configure_train_chunk_parser(
+        sub.add_parser("train-chunk", help="train the runs of a chunk spec (the workflow's jobs)")
+    )
+    commands.configure_sweep_table_parser(
+        sub.add_parser("sweep-table", help="write a sweep's table from its chunk results")
     )
 
     from spikeloc.pipeline import authorship, scaffold

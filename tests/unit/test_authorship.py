@@ -160,10 +160,10 @@ def test_contributions_join_modules_figures_sections_and_other_work(dirs, tmp_pa
     assert people["dmitri-mock"]["modules"] == [
         {"id": "alpha", "title": "Alpha analysis", "as": ["owner"]}
     ]
-    assert people["dmitri-mock"]["figures"] == ["fig-alpha-1", "fig-alpha-2"]
+    assert people["dmitri-mock"]["figures"] == ["alpha_first", "alpha_second"]
     assert people["dmitri-mock"]["sections"] == ["alpha"]
     assert people["BenExample"]["modules"][0]["as"] == ["original author"]
-    assert people["femi-placeholder"]["figures"] == ["fig-beta"]
+    assert people["femi-placeholder"]["figures"] == ["beta_only"]
     assert people["gus-dummy"]["other"] == [
         {
             "kind": "supervision",

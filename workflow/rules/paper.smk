@@ -1,36 +1,37 @@
 # Numbers and the paper: merge the modules' variables, evaluate the published claims against
-# them, and typeset paper/build/paper.pdf with Typst.
+# them, and typeset paper/build/<scale>/paper.pdf with Typst.
 
 
-# results/variables.json: every recorded number, keyed <module>.<name>. Fails if a module did
-# not record a variable its manifest declares.
+# results/<scale>/variables.json: every recorded number, keyed <module>.<name>. Fails if a
+# module did not record a variable its manifest declares.
 rule variables:
     input:
-        variables=[module_variables(m) for m in sorted(MODULES)],
-        manifests=[MODULES[m]["source"] for m in sorted(MODULES)],
+        variables=[PROJECT.variables_path(m) for m in sorted(MODULES)],
+        manifests=[MODULES[m].source for m in sorted(MODULES)],
     output:
-        "results/variables.json",
+        f"{RESULTS}/variables.json",
     conda:
         CONDA_ENV
     log:
-        "logs/variables/merge.log",
+        f"{LOGS}/variables/merge.log",
     localrule: True
     shell:
         "python -m spikeloc.pipeline.variables merge --analyses workflow/analyses --out {output}"
         " {input.variables} > {log} 2>&1"
 
 
-# results/claims.json: each manifest claim (published value, tolerance) against its variable.
+# results/<scale>/claims.json: each manifest claim (published value, tolerance) against its
+# variable.
 rule claims:
     input:
-        variables="results/variables.json",
-        manifests=[MODULES[m]["source"] for m in sorted(MODULES)],
+        variables=f"{RESULTS}/variables.json",
+        manifests=[MODULES[m].source for m in sorted(MODULES)],
     output:
-        "results/claims.json",
+        f"{RESULTS}/claims.json",
     conda:
         CONDA_ENV
     log:
-        "logs/claims/claims.log",
+        f"{LOGS}/claims/claims.log",
     localrule: True
     shell:
         "python -m spikeloc.pipeline.variables claims --variables {input.variables}"
@@ -42,25 +43,27 @@ rule claims:
 rule typeset:
     input:
         sources=PAPER_SOURCES,
-        variables="results/variables.json",
-        claims="results/claims.json",
+        variables=f"{RESULTS}/variables.json",
+        claims=f"{RESULTS}/claims.json",
         figures=paper_figures(),
         authorship=AUTHORSHIP_FILES,
-        manifests=[MODULES[m]["source"] for m in sorted(MODULES)],
+        manifests=[MODULES[m].source for m in sorted(MODULES)],
         code="src/spikeloc/pipeline/paper.py",
     output:
-        pdf="paper/build/paper.pdf",
-        modules="results/paper/modules.json",
+        pdf=PROJECT.paper_pdf,
+        modules=f"{RESULTS}/paper_modules.json",
     params:
         timestamp=CFG["paper"]["timestamp"] if CFG["paper"]["timestamp"] is not None else "",
         strict="--strict" if CFG["paper"]["strict"] else "--draft",
         label=CONFIG_SOURCE,
+        figures=PROJECT.figures_dir,
     conda:
         CONDA_ENV
     log:
-        "logs/typeset/paper.log",
+        f"{LOGS}/typeset/paper.log",
     localrule: True
     shell:
         "python -m spikeloc.pipeline.paper build --out {output.pdf} --modules-out {output.modules}"
         " --variables {input.variables} --claims {input.claims} {params.strict}"
-        " --timestamp '{params.timestamp}' --label {params.label:q} > {log} 2>&1"
+        " --figures-dir {params.figures} --timestamp '{params.timestamp}'"
+        " --label {params.label:q} > {log} 2>&1"

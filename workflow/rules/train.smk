@@ -1,56 +1,80 @@
-# Training runs: config block `runs:` -> results/configs/<run>.yaml -> results/runs/<run>/.
+# Training: each module's runs and sweeps (workflow/analyses/<module>.yaml), in chunks.
 #
-# A run re-trains only when what it computes changes: its resolved run config (the params of
-# rule run_config) or the content of the core code (the `core` param of rule train, a hash of
-# CORE_FILES). Its device, threads, memory and wall time are resources, so moving a run from
-# a laptop CPU to a cluster GPU does not invalidate it.
+#   chunk_spec    results/<scale>/chunks/<module>/<group>.<k>.spec.json   the chunk's runs:
+#                 directories, resolved configs, fingerprints (config + code hash)
+#   train_chunk   results/<scale>/chunks/<module>/<group>.<k>.json        one row per run;
+#                 the runs themselves in results/<scale>/runs/<module>/...
+#   sweep_table   results/<scale>/sweeps/<module>/<sweep>.csv            one row per run
+#
+# <group> is `runs` (the module's single runs) or a sweep's name. A chunk job trains its runs
+# one after the other in one process; a run whose directory already holds the same fingerprint
+# is skipped, and a killed one resumes from its last epoch, so adding a grid point trains only
+# that point and a rerun after a kill trains only what had not finished. A run retrains
+# exactly when its resolved config or the code that trains it changes (the code hash is
+# derived from the imports of spikeloc.core.training: python -m spikeloc.pipeline.codehash).
+# Device, threads, memory and wall time are resources: moving a chunk from a laptop CPU to a
+# cluster GPU retrains nothing.
 
 
 wildcard_constraints:
-    run="[a-z][a-z0-9]*(?:_[a-z0-9]+)*",
+    module="[a-z][a-z0-9]*(?:_[a-z0-9]+)*",
+    group="[a-z][a-z0-9]*(?:_[a-z0-9]+)*",
+    index="[0-9]+",
+    sweep="[a-z][a-z0-9]*(?:_[a-z0-9]+)*",
 
 
-# The resolved run config of one run. Written by a rule (not at parse time) so a dry run never
-# touches it; Snakemake's params trigger rewrites it exactly when its content changes.
-rule run_config:
+# Written by a rule (not at parse time) so a dry run never touches it. Its param is the
+# digest of the spec's content, so Snakemake's params trigger rewrites it exactly when that
+# changes; the command recomputes the spec from the manifest and refuses a different one.
+rule chunk_spec:
     output:
-        "results/configs/{run}.yaml",
+        f"{RESULTS}/chunks/{{module}}/{{group}}.{{index}}.spec.json",
     params:
-        text=lambda wildcards: RUN_CONFIG_TEXT[wildcards.run],
+        digest=lambda wildcards: chunk_spec_digest(chunk_of(wildcards)),
+        chunk_size=CFG["train"]["chunk_size"],
     conda:
         CONDA_ENV
     log:
-        "logs/run_config/{run}.log",
+        f"{LOGS}/chunk_spec/{{module}}/{{group}}.{{index}}.log",
     localrule: True
     shell:
-        "printf '%s' {params.text:q} > {output} 2> {log}"
+        "spikeloc chunk-spec {wildcards.module} {wildcards.group} {wildcards.index}"
+        f" --scale {SCALE}"
+        " --chunk-size {params.chunk_size} --digest {params.digest} --out {output} > {log} 2>&1"
 
 
-# One training run. `spikeloc train` works in results/runs/<run>.partial/ and renames it into
-# place when done; --resume continues a killed run from its last epoch checkpoint.
-rule train:
+rule train_chunk:
     input:
-        config="results/configs/{run}.yaml",
+        spec=f"{RESULTS}/chunks/{{module}}/{{group}}.{{index}}.spec.json",
     output:
-        model="results/runs/{run}/model.pt",
-        metrics="results/runs/{run}/metrics.json",
-        history="results/runs/{run}/history.csv",
-        provenance="results/runs/{run}/provenance.json",
-        config="results/runs/{run}/config.yaml",
-    params:
-        core=CORE_HASH,
-        out="results/runs/{run}",
+        f"{RESULTS}/chunks/{{module}}/{{group}}.{{index}}.json",
     conda:
         CONDA_ENV
     log:
-        "logs/train/{run}.log",
-    threads: train_threads
+        f"{LOGS}/train/{{module}}/{{group}}.{{index}}.log",
+    threads: chunk_resource("threads")
     resources:
-        mem_mb=train_mem_mb,
-        runtime=train_runtime,
-        device=train_device,
-        gpu=train_gpu,
-        gpu_model=train_gpu_model,
+        mem_mb=chunk_resource("mem_mb"),
+        runtime=chunk_resource("runtime"),
+        device=chunk_device,
+        gpu=chunk_gpu,
+        gpu_model=chunk_gpu_model,
+    message:
+        "training chunk {wildcards.module}/{wildcards.group}.{wildcards.index}"
     shell:
-        "spikeloc train {input.config} --out {params.out} --resume --no-progress"
+        "spikeloc train-chunk {input.spec} --out {output} --no-progress"
         " --device {resources.device} --threads {threads} > {log} 2>&1"
+
+
+rule sweep_table:
+    input:
+        lambda wildcards: chunk_results(wildcards.module, wildcards.sweep),
+    output:
+        f"{RESULTS}/sweeps/{{module}}/{{sweep}}.csv",
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/sweep_table/{{module}}/{{sweep}}.log",
+    localrule: True
+    shell:
+        "spikeloc sweep-table {input} --out {output} > {log} 2>&1"

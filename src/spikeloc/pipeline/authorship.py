@@ -37,10 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from spikeloc.errors import SpikelocError
+from spikeloc.pipeline import validation
+from spikeloc.pipeline.manifests import scan_manifests
+from spikeloc.pipeline.validation import read_yaml, show_path
 
 __all__ = [
     "CREDIT_ROLES",
@@ -218,28 +220,6 @@ def is_valid_orcid(orcid: str) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
-def _show(path: Path) -> str:
-    """A path as it should appear in messages: relative to the cwd when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _field(parts: Iterable[Any]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(document)"
-
-
-def _join(prefix: str, key: str) -> str:
-    return key if prefix == "(document)" else f"{prefix}.{key}"
-
-
 def _normalise_role(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = re.sub(r"\s*[-‐‑‒–—]\s*", " – ", text)
@@ -247,100 +227,9 @@ def _normalise_role(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _suggest(value: Any, choices: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    if not isinstance(value, str):
-        return ""
-    wanted = _normalise_role(value)
-    for choice in choices:
-        if _normalise_role(choice) == wanted:
-            return f" (did you mean '{choice}'?)"
-    by_norm = {_normalise_role(c): c for c in choices}
-    close = difflib.get_close_matches(wanted, list(by_norm), n=1, cutoff=0.6)
-    return f" (did you mean '{by_norm[close[0]]}'?)" if close else ""
-
-
-def _type_name(value: Any) -> str:
-    return {
-        type(None): "null",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
-
-
-def _expected(types: Any) -> str:
-    names = {
-        "string": "a string",
-        "null": "null",
-        "array": "a list",
-        "object": "a mapping",
-        "integer": "an integer",
-        "boolean": "a boolean",
-        "number": "a number",
-    }
-    types = [types] if isinstance(types, str) else list(types)
-    return " or ".join(names.get(t, t) for t in types)
-
-
 def _person_key(given: str, family: str) -> str:
     text = unicodedata.normalize("NFKC", f"{given} {family}").casefold()
     return re.sub(r"\s+", " ", text).strip()
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key written twice in one mapping (YAML keeps the last)."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
-def _read_yaml(path: Path) -> tuple[Any, str | None]:
-    """(data, None) or (None, one-line problem)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, f"{_show(path)}: (file): cannot read: {exc}"
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader), None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return None, f"{_show(path)}: (yaml): cannot parse{where}: {problem}"
-
-
-def _schema_path() -> Path:
-    here = Path(__file__).resolve()
-    for base in (here.parents[2], Path.cwd()):
-        candidate = base / _SCHEMA_RELATIVE
-        if candidate.is_file():
-            return candidate
-    raise SpikelocError(f"{_SCHEMA_RELATIVE}: (file): contributor schema not found")
-
-
-def _validator() -> jsonschema.protocols.Validator:
-    path = _schema_path()
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
 
 
 _PATTERN_HINTS = {
@@ -350,63 +239,40 @@ _PATTERN_HINTS = {
 }
 
 
-def _schema_problems(data: Any, where: str, validator: Any) -> list[str]:
-    """Translate JSON-schema errors into ``<file>: <field>: <problem>`` lines."""
-    lines: list[str] = []
-    errors = sorted(
-        validator.iter_errors(data),
-        key=lambda e: ([str(p) for p in e.absolute_path], str(e.validator)),
+def _role_wording(path: list, value: Any, choices: list[str]) -> str | None:
+    if path and path[0] == "roles":
+        return f"unknown CRediT role {value!r}{_suggest(value, choices)}"
+    return None
+
+
+def _suggest(value: Any, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest CRediT role, or an empty string."""
+    return validation._suggest(value, choices, _normalise_role)
+
+
+_REQUIRED_HINTS = {
+    "of": " (a supervision contribution names whom it supervised)",
+    "github": " (your GitHub login, or null if you have none)",
+}
+
+
+def _schema_problems(data: Any, where: str) -> list[str]:
+    """The contributor schema's problems, ``<file>: <field>: <problem>`` (with hints)."""
+    lines = validation.schema_problems(
+        data,
+        validation.load_schema("contributor"),
+        where,
+        pattern_hints=_PATTERN_HINTS,
+        normalise=_normalise_role,
+        enum_wording=_role_wording,
     )
-    for err in errors:
-        path = list(err.absolute_path)
-        field = _field(path)
-        kind = err.validator
-        if kind == "additionalProperties":
-            allowed = list(err.schema.get("properties", {}))
-            for key in sorted(set(err.instance) - set(allowed), key=str):
-                lines.append(
-                    f"{where}: {_join(field, str(key))}: unknown key{_suggest(key, allowed)}"
-                    f" (allowed: {', '.join(allowed)})"
-                )
-        elif kind == "required":
-            for key in err.validator_value:
-                if key not in err.instance:
-                    hint = ""
-                    if key == "of":
-                        hint = " (a supervision contribution names whom it supervised)"
-                    elif key == "github":
-                        hint = " (your GitHub login, or null if you have none)"
-                    lines.append(f"{where}: {_join(field, key)}: missing required field{hint}")
-        elif kind == "type":
-            lines.append(
-                f"{where}: {field}: must be {_expected(err.validator_value)}, "
-                f"got {_type_name(err.instance)}"
-            )
-        elif kind == "enum":
-            choices = [str(c) for c in err.validator_value]
-            if path and path[0] == "roles":
-                lines.append(
-                    f"{where}: {field}: unknown CRediT role {err.instance!r}"
-                    f"{_suggest(err.instance, choices)}"
-                )
-            else:
-                lines.append(
-                    f"{where}: {field}: {err.instance!r} is not one of "
-                    f"{', '.join(choices)}{_suggest(err.instance, choices)}"
-                )
-        elif kind == "pattern":
-            last = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
-            hint = _PATTERN_HINTS.get(last, f"does not match {err.validator_value}")
-            lines.append(f"{where}: {field}: {err.instance!r} is {hint}")
-        elif kind == "minLength":
-            lines.append(f"{where}: {field}: must not be empty")
-        elif kind == "minItems":
-            lines.append(f"{where}: {field}: must list at least {err.validator_value} entry")
-        elif kind == "uniqueItems":
-            lines.append(f"{where}: {field}: lists the same entry twice")
-        else:
-            lines.append(f"{where}: {field}: {err.message}")
-    return list(dict.fromkeys(lines))
+    out = []
+    for line in lines:
+        for key, hint in _REQUIRED_HINTS.items():
+            if line.endswith(f"{key}: missing required field"):
+                line += hint
+        out.append(line)
+    return out
 
 
 # --------------------------------------------------------------------------- loading
@@ -423,25 +289,24 @@ def _scan_contributors(directory: Path) -> _Scan:
     directory = Path(directory)
     scan = _Scan({}, {}, [])
     if not directory.is_dir():
-        scan.problems.append(f"{_show(directory)}: (directory): does not exist")
+        scan.problems.append(f"{show_path(directory)}: (directory): does not exist")
         return scan
     files = sorted(directory.glob("*.yaml"), key=lambda p: p.name)
     stray = sorted(directory.glob("*.yml"), key=lambda p: p.name)
     for path in stray:
-        scan.problems.append(f"{_show(path)}: (file): contributor files end in .yaml, not .yml")
+        scan.problems.append(f"{show_path(path)}: (file): contributor files end in .yaml, not .yml")
     if not files:
-        scan.problems.append(f"{_show(directory)}: (directory): no <handle>.yaml files")
+        scan.problems.append(f"{show_path(directory)}: (directory): no <handle>.yaml files")
         return scan
-    validator = _validator()
     for path in files:
         handle = path.stem
-        where = _show(path)
+        where = show_path(path)
         scan.present[handle] = path
-        data, problem = _read_yaml(path)
+        data, problem = read_yaml(path)
         if problem:
             scan.problems.append(problem)
             continue
-        file_problems = _schema_problems(data, where, validator)
+        file_problems = _schema_problems(data, where)
         if isinstance(data, dict):
             orcid = data.get("orcid")
             if isinstance(orcid, str) and _ORCID_RE.match(orcid) and not is_valid_orcid(orcid):
@@ -490,21 +355,21 @@ def _cross_contributor_problems(scan: _Scan) -> list[str]:
         other = folded.setdefault(handle.casefold(), handle)
         if other != handle:
             problems.append(
-                f"{_show(path)}: github: handle {handle!r} differs from {other!r} "
-                f"({_show(scan.present[other])}) only by case; GitHub logins are "
+                f"{show_path(path)}: github: handle {handle!r} differs from {other!r} "
+                f"({show_path(scan.present[other])}) only by case; GitHub logins are "
                 "case-insensitive, so this is the same person"
             )
     by_name: dict[str, Contributor] = {}
     by_orcid: dict[str, Contributor] = {}
     coordinators: dict[str, Contributor] = {}
     for c in scan.contributors.values():
-        where = _show(c.source) if c.source else c.handle
+        where = show_path(c.source) if c.source else c.handle
         key = _person_key(c.given_names, c.family_names)
         if key in by_name:
             first = by_name[key]
             problems.append(
                 f"{where}: family-names: {c.name} already has a file "
-                f"({_show(first.source) if first.source else first.handle}); one file per person"
+                f"({show_path(first.source) if first.source else first.handle}); one file per person"
             )
         else:
             by_name[key] = c
@@ -513,7 +378,7 @@ def _cross_contributor_problems(scan: _Scan) -> list[str]:
                 first = by_orcid[c.orcid]
                 problems.append(
                     f"{where}: orcid: {c.orcid} is also the ORCID iD of {first.name} "
-                    f"({_show(first.source) if first.source else first.handle})"
+                    f"({show_path(first.source) if first.source else first.handle})"
                 )
             else:
                 by_orcid[c.orcid] = c
@@ -522,7 +387,7 @@ def _cross_contributor_problems(scan: _Scan) -> list[str]:
                 first = coordinators[c.coordinator]
                 problems.append(
                     f"{where}: coordinator: only one '{c.coordinator}' coordinator is allowed; "
-                    f"{first.name} ({_show(first.source) if first.source else first.handle}) "
+                    f"{first.name} ({show_path(first.source) if first.source else first.handle}) "
                     "already is"
                 )
             else:
@@ -559,60 +424,21 @@ def load_contributors(directory: str | os.PathLike[str]) -> dict[str, Contributo
     return dict(sorted(scan.contributors.items()))
 
 
-def _string_list(value: Any, where: str, key: str, problems: list[str]) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        problems.append(f"{where}: {key}: must be a list of contributor handles")
-        return ()
-    out = []
-    for i, item in enumerate(value):
-        if isinstance(item, str) and item:
-            out.append(item)
-        else:
-            problems.append(
-                f"{where}: {key}[{i}]: must be a contributor handle (a string), "
-                f"got {_type_name(item)}"
-            )
-    return tuple(out)
-
-
 def _scan_modules(directory: Path) -> tuple[dict[str, Module], list[str]]:
-    directory = Path(directory)
-    modules: dict[str, Module] = {}
-    problems: list[str] = []
-    if not directory.is_dir():
-        problems.append(f"{_show(directory)}: (directory): does not exist")
-        return modules, problems
-    for path in sorted(directory.glob("*.yaml"), key=lambda p: p.name):
-        where = _show(path)
-        data, problem = _read_yaml(path)
-        if problem:
-            problems.append(problem)
-            continue
-        if not isinstance(data, dict):
-            problems.append(f"{where}: (document): must be a mapping, got {_type_name(data)}")
-            continue
-        if "owners" not in data:
-            problems.append(f"{where}: owners: missing required field (who maintains the module)")
-        owners = _string_list(data.get("owners"), where, "owners", problems)
-        originals = _string_list(data.get("original_authors"), where, "original_authors", problems)
-        figures = []
-        raw_figures = data.get("figures")
-        for fig in raw_figures if isinstance(raw_figures, list) else []:
-            if isinstance(fig, dict) and isinstance(fig.get("id"), str):
-                figures.append(fig["id"])
-        title = data.get("title")
-        section = data.get("section")
-        modules[path.stem] = Module(
-            id=path.stem,
-            title=title if isinstance(title, str) and title.strip() else path.stem,
-            owners=owners,
-            original_authors=originals,
-            figures=tuple(figures),
-            section=section if isinstance(section, str) and section else None,
-            source=path,
+    """The credit-relevant part of every checked manifest (:mod:`spikeloc.pipeline.manifests`)."""
+    manifests, problems = scan_manifests(directory)
+    modules = {
+        name: Module(
+            id=name,
+            title=m["title"],
+            owners=tuple(m["owners"]),
+            original_authors=tuple(m["original_authors"]),
+            figures=tuple(f["id"] for f in m["figures"]),
+            section=m.get("section") or None,
+            source=Path(m.source),
         )
+        for name, m in manifests.items()
+    }
     return modules, problems
 
 
@@ -650,7 +476,7 @@ def check(
     problems += module_problems
     credited: set[str] = set()
     for module in modules.values():
-        where = _show(module.source) if module.source else module.id
+        where = show_path(module.source) if module.source else module.id
         for key, handles in (
             ("owners", module.owners),
             ("original_authors", module.original_authors),
@@ -660,15 +486,15 @@ def check(
                 if handle not in scan.present:
                     problems.append(
                         f"{where}: {key}[{i}]: no "
-                        f"{_show(contributors_dir / (handle + '.yaml'))} for {handle!r}"
+                        f"{show_path(contributors_dir / (handle + '.yaml'))} for {handle!r}"
                         f"{_suggest_handle(handle, scan.present)}"
                     )
     for handle, c in scan.contributors.items():
         if handle not in credited and not c.contributions:
             problems.append(
-                f"{_show(c.source) if c.source else handle}: contributions: {handle!r} is "
+                f"{show_path(c.source) if c.source else handle}: contributions: {handle!r} is "
                 f"credited for nothing: not an owner or original author of any module in "
-                f"{_show(Path(analyses_dir))}/, and no contributions listed"
+                f"{show_path(Path(analyses_dir))}/, and no contributions listed"
             )
     return problems
 
@@ -695,7 +521,7 @@ def read_base_seed(path: str | os.PathLike[str]) -> int:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise SpikelocError(f"{_show(path)}: (file): cannot read: {exc.strerror}") from exc
+        raise SpikelocError(f"{show_path(path)}: (file): cannot read: {exc.strerror}") from exc
     for line in lines:
         text = line.split("#", 1)[0].strip()
         if text:
@@ -703,9 +529,9 @@ def read_base_seed(path: str | os.PathLike[str]) -> int:
                 return int(text)
             except ValueError:
                 raise SpikelocError(
-                    f"{_show(path)}: base seed: must be an integer, got {text!r}"
+                    f"{show_path(path)}: base seed: must be an integer, got {text!r}"
                 ) from None
-    raise SpikelocError(f"{_show(path)}: base seed: no integer found")
+    raise SpikelocError(f"{show_path(path)}: base seed: no integer found")
 
 
 def order_seed(handles: Iterable[str], base_seed: int = 0) -> int:
@@ -966,7 +792,7 @@ def build(
     if seed_file is None and (contributors_dir / DEFAULT_SEED_FILE_NAME).is_file():
         seed_file = contributors_dir / DEFAULT_SEED_FILE_NAME
     base_seed = read_base_seed(seed_file) if seed_file is not None else 0
-    shown_seed_file = Path(_show(Path(seed_file))).as_posix() if seed_file is not None else None
+    shown_seed_file = Path(show_path(Path(seed_file))).as_posix() if seed_file is not None else None
     authors = authors_data(contributors, base_seed, shown_seed_file)
     order = [a["handle"] for a in authors["authors"]]
     credit = credit_data(contributors, order)
@@ -1017,7 +843,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         title=args.title,
     )
     for path in written.values():
-        print(f"wrote {_show(path)}")
+        print(f"wrote {show_path(path)}")
     return 0
 
 

@@ -18,8 +18,11 @@ from spikeloc.engine.runtime import configure_runtime
 from spikeloc.pipeline.results import load_trained_model
 
 __all__ = [
-    "configure_train_parser",
+    "configure_chunk_spec_parser",
     "configure_evaluate_parser",
+    "configure_sweep_table_parser",
+    "configure_train_chunk_parser",
+    "configure_train_parser",
 ]
 
 
@@ -44,6 +47,76 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+# ------------------------------------------------------------------------------ chunks
+
+
+def configure_chunk_spec_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("module", help="module name (workflow/analyses/<module>.yaml)")
+    p.add_argument("group", help="'runs' (the module's single runs) or a sweep's name")
+    p.add_argument("index", type=_int, help="chunk number within the group (from 0)")
+    p.add_argument("--scale", choices=["paper", "quick"], required=True)
+    p.add_argument("--chunk-size", type=_positive_int, default=8, help="the config's default")
+    p.add_argument("--digest", help="the spec's digest the workflow expects (refuse others)")
+    p.add_argument("--analyses", default="workflow/analyses", help="folder of manifests")
+    p.add_argument("--out", required=True, help="chunk spec file to write (JSON)")
+    p.set_defaults(func=_cmd_chunk_spec)
+
+
+def _cmd_chunk_spec(args: argparse.Namespace) -> int:
+    from spikeloc.pipeline.chunks import write_spec
+
+    out = write_spec(
+        args.module,
+        args.group,
+        args.index,
+        args.out,
+        scale=args.scale,
+        default_chunk_size=args.chunk_size,
+        digest=args.digest,
+        analyses_dir=args.analyses,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def configure_train_chunk_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="chunk spec (JSON, written by the workflow's rule chunk_spec)")
+    p.add_argument("--out", required=True, help="chunk result file to write (JSON)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=_positive_int, help="torch threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train_chunk)
+
+
+def _cmd_train_chunk(args: argparse.Namespace) -> int:
+    from spikeloc.pipeline.chunks import train_chunk
+
+    _setup_logging()
+    train_chunk(
+        args.spec,
+        args.out,
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress,
+        say=lambda line: print(line, flush=True),
+    )
+    return 0
+
+
+def configure_sweep_table_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", nargs="+", help="chunk result files of the sweep, in order")
+    p.add_argument("--out", required=True, help="the sweep's table (CSV) to write")
+    p.set_defaults(func=_cmd_sweep_table)
+
+
+def _cmd_sweep_table(args: argparse.Namespace) -> int:
+    from spikeloc.pipeline.chunks import write_table
+
+    out = write_table(args.results, args.out)
+    print(f"wrote {out}")
+    return 0
 
 
 # ------------------------------------------------------------------------------ train

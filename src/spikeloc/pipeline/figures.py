@@ -247,14 +247,11 @@ def module_saver(
     takes the caption from there and fills in the module's provenance, so a notebook's
     figures and its manifest cannot drift apart.
     """
-    import yaml
+    from spikeloc.pipeline.manifests import load_manifest
 
-    path = Path(analyses_dir) / f"{module}.yaml"
-    try:
-        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise SpikelocError(f"{path}: cannot read the module manifest: {exc.strerror}") from None
-    captions = {f["id"]: f.get("caption", "") for f in manifest.get("figures") or []}
+    manifest = load_manifest(module, analyses_dir)
+    path = manifest.source
+    captions = {f["id"]: f["caption"] for f in manifest["figures"]}
 
     def save(fig: Any, figure_id: str, **kwargs: Any) -> dict[str, Path]:
         if figure_id not in captions:

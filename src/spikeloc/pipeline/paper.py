@@ -1,14 +1,14 @@
-"""Typesetting the paper: ``paper/main.typ`` + generated data -> ``paper/build/paper.pdf``.
+"""Typesetting the paper: ``paper/main.typ`` + generated data -> ``paper/build/<scale>/paper.pdf``.
 
-The paper is an output of the workflow (rule ``typeset``)::
+The paper is an output of the workflow (rule ``typeset``), one per scale::
 
-    python -m spikeloc.pipeline.paper build --out paper/build/paper.pdf \
-        --modules-out results/paper/modules.json \
-        --variables results/variables.json --claims results/claims.json
+    python -m spikeloc.pipeline.paper build --out paper/build/paper/paper.pdf \
+        --modules-out results/paper/paper_modules.json --figures-dir figures/paper \
+        --variables results/paper/variables.json --claims results/paper/claims.json
 
 What it does:
 
-1. writes ``results/paper/modules.json``: every module manifest (title, owners, figures with
+1. writes ``results/<scale>/paper_modules.json``: every module manifest (title, owners, figures with
    captions, paper section file, reproduction notes) in paper order, so ``main.typ`` includes
    each module's section without a hand-edited list;
 2. compiles ``paper/main.typ`` with the PyPI ``typst`` package, the repository as the Typst
@@ -30,10 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spikeloc.errors import SpikelocError
 from spikeloc.io import atomic_write_bytes, atomic_write_json
+from spikeloc.pipeline.manifests import load_manifests
 
 __all__ = ["PaperError", "modules_data", "build_timestamp", "build", "main"]
 
@@ -58,7 +57,7 @@ def _figure_width(figure_id: str, figures_dir: Path) -> float:
 def modules_data(
     analyses_dir: str | Path = "workflow/analyses",
     sections_dir: str | Path = "paper/sections",
-    figures_dir: str | Path = "figures",
+    figures_dir: str | Path = "figures/paper",
     *,
     root: str | Path = ".",
 ) -> dict[str, Any]:
@@ -68,9 +67,8 @@ def modules_data(
     """
     root = Path(root)
     modules = []
-    for path in sorted((root / analyses_dir).glob("*.yaml")):
-        with path.open(encoding="utf-8") as fh:
-            m = yaml.safe_load(fh) or {}
+    for name, manifest in load_manifests(analyses_dir, root=root).items():
+        m = manifest.data
         section = m.get("section")
         section_file = Path(sections_dir) / f"{section}.typ" if section else None
         has_section = section_file is not None and (root / section_file).is_file()
@@ -86,8 +84,8 @@ def modules_data(
         ]
         modules.append(
             {
-                "name": path.stem,
-                "title": m.get("title", path.stem),
+                "name": name,
+                "title": m["title"],
                 "description": m.get("description", ""),
                 "order": int(m.get("order", 100)),
                 "owners": list(m.get("owners") or []),
@@ -96,7 +94,8 @@ def modules_data(
                 "section_file": "/" + section_file.as_posix() if has_section else None,
                 "figures": figures,
                 "notes": list(m.get("notes") or []),
-                "runs": list(m.get("runs") or []),
+                "runs": list(m["runs"]),
+                "sweeps": list(m["sweeps"]),
             }
         )
     modules.sort(key=lambda d: (d["order"], d["name"]))
@@ -135,14 +134,15 @@ def _commit(root: Path) -> tuple[str, bool | None]:
 
 
 def build(
-    out: str | Path = "paper/build/paper.pdf",
+    out: str | Path = "paper/build/paper/paper.pdf",
     *,
     main_file: str | Path = "paper/main.typ",
-    modules_out: str | Path = "results/paper/modules.json",
-    variables: str | Path = "results/variables.json",
-    claims: str | Path = "results/claims.json",
+    modules_out: str | Path = "results/paper/paper_modules.json",
+    variables: str | Path = "results/paper/variables.json",
+    claims: str | Path = "results/paper/claims.json",
     authorship_dir: str | Path = "results/authorship",
     analyses_dir: str | Path = "workflow/analyses",
+    figures_dir: str | Path = "figures/paper",
     root: str | Path = ".",
     strict: bool = True,
     timestamp: int | None = None,
@@ -158,7 +158,9 @@ def build(
     for what, p in (("variables", variables), ("claims", claims)):
         if not (root / p).is_file():  # (root / p is p itself when p is absolute)
             raise PaperError(f"{p}: ({what}): no such file; run `snakemake {p}` first")
-    atomic_write_json(root / modules_out, modules_data(analyses_dir, root=root))
+    atomic_write_json(
+        root / modules_out, modules_data(analyses_dir, figures_dir=figures_dir, root=root)
+    )
     commit, dirty = _commit(root)
     ts = build_timestamp(timestamp, root)
 
@@ -208,13 +210,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="typeset paper/main.typ into a PDF")
-    b.add_argument("--out", type=Path, default=Path("paper/build/paper.pdf"))
+    b.add_argument("--out", type=Path, default=Path("paper/build/paper/paper.pdf"))
     b.add_argument("--main", type=Path, default=Path("paper/main.typ"))
-    b.add_argument("--modules-out", type=Path, default=Path("results/paper/modules.json"))
-    b.add_argument("--variables", type=Path, default=Path("results/variables.json"))
-    b.add_argument("--claims", type=Path, default=Path("results/claims.json"))
+    b.add_argument("--modules-out", type=Path, default=Path("results/paper/paper_modules.json"))
+    b.add_argument("--variables", type=Path, default=Path("results/paper/variables.json"))
+    b.add_argument("--claims", type=Path, default=Path("results/paper/claims.json"))
     b.add_argument("--authorship", type=Path, default=Path("results/authorship"))
     b.add_argument("--analyses", type=Path, default=Path("workflow/analyses"))
+    b.add_argument("--figures-dir", type=Path, default=Path("figures/paper"))
     mode = b.add_mutually_exclusive_group()
     mode.add_argument(
         "--strict",
@@ -234,8 +237,9 @@ def _parser() -> argparse.ArgumentParser:
         "--timestamp", default="", help="unix time for the PDF date (default: commit time of HEAD)"
     )
     m = sub.add_parser("modules", help="only write the modules list the paper reads")
-    m.add_argument("--out", type=Path, default=Path("results/paper/modules.json"))
+    m.add_argument("--out", type=Path, default=Path("results/paper/paper_modules.json"))
     m.add_argument("--analyses", type=Path, default=Path("workflow/analyses"))
+    m.add_argument("--figures-dir", type=Path, default=Path("figures/paper"))
     return p
 
 
@@ -243,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "modules":
-            atomic_write_json(args.out, modules_data(args.analyses))
+            atomic_write_json(args.out, modules_data(args.analyses, figures_dir=args.figures_dir))
             print(f"wrote {args.out}")
             return 0
         ts_text = str(args.timestamp).strip()
@@ -257,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             claims=args.claims,
             authorship_dir=args.authorship,
             analyses_dir=args.analyses,
+            figures_dir=args.figures_dir,
             strict=args.strict,
             timestamp=int(ts_text) if ts_text else None,
             label=args.label,

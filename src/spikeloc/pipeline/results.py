@@ -17,7 +17,7 @@ from spikeloc.core.training import resolve_device
 from spikeloc.errors import ConfigError, SpikelocError, WeightsError
 from spikeloc.io import check_state_matches, load_weights
 
-__all__ = ["load_run", "load_trained_model"]
+__all__ = ["load_run", "load_sweep", "load_trained_model"]
 
 
 def load_trained_model(
@@ -72,3 +72,24 @@ def load_run(run_dir: str | Path):
     with open(run_dir / "history.csv", newline="") as fh:
         history = list(csv.DictReader(fh))
     return model, cfg, metrics, history
+
+
+def load_sweep(table: str | Path):
+    """A sweep's table (``results/<scale>/sweeps/<module>/<sweep>.csv``) as a pandas DataFrame:
+    one row per run with its name and directory (``run``, ``path``), every swept key (dotted
+    names, e.g. ``model.tau_hidden_s``), ``seed`` and every metric of its ``metrics.json``
+    (lists, such as ``hidden_rates_hz``, parsed back from JSON). A missing table names the
+    snakemake target that builds it."""
+    import pandas as pd
+
+    table = Path(table)
+    if not table.is_file():
+        raise SpikelocError(
+            f"{table}: (file): no such sweep table; build it first: `snakemake {table}`"
+        )
+    df = pd.read_csv(table)
+    for column in df.columns:
+        values = df[column]
+        if values.dtype == object and values.astype(str).str.startswith("[").all():
+            df[column] = values.map(json.loads)
+    return df

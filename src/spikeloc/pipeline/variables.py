@@ -32,8 +32,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spikeloc.errors import SpikelocError
 from spikeloc.io import atomic_write_json
 
@@ -219,15 +217,10 @@ def load(path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def _manifests(analyses_dir: str | Path) -> dict[str, dict[str, Any]]:
-    out = {}
-    for p in sorted(Path(analyses_dir).glob("*.yaml")):
-        with p.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise VariablesError(f"{p}: must be a mapping")
-        data["_path"] = str(p)
-        out[p.stem] = data
-    return out
+    """The checked manifests (spikeloc.pipeline.manifests), as dicts with their ``_path``."""
+    from spikeloc.pipeline.manifests import load_manifests
+
+    return {name: {**m.data, "_path": m.source} for name, m in load_manifests(analyses_dir).items()}
 
 
 # ----------------------------------------------------------------------------- merging

@@ -1,0 +1,295 @@
+"""Training a chunk of runs in one process, and the tables of sweeps.
+
+The workflow writes one *chunk spec* per chunk (:func:`spec_text`: the runs' directories and
+resolved configs, and the hash of the code that trains them) and runs::
+
+    spikeloc train-chunk results/paper/chunks/<module>/<group>.<k>.spec.json \
+        --out results/paper/chunks/<module>/<group>.<k>.json --device cpu --threads 2
+
+:func:`train_chunk` trains each run of the chunk in turn in this one process (one start, one
+kernel compile), skipping a run whose directory already holds the same fingerprint (config +
+code) and resuming one that was killed (``<run>.partial/`` keeps its last epoch checkpoint).
+Every run directory appears in one rename when it is complete; the chunk's result file (one row
+per run: its name, swept values, seed and every metric) is written last, atomically, so a
+killed chunk leaves no result and its rerun trains only the runs that had not finished.
+
+``spikeloc sweep-table`` concatenates the result files of a sweep's chunks into
+``results/<scale>/sweeps/<module>/<sweep>.csv`` (:func:`write_table`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from spikeloc.core.config import config_from_dict
+from spikeloc.core.training import train_run
+from spikeloc.errors import ConfigError, SpikelocError
+from spikeloc.io import atomic_write_json, atomic_write_text
+from spikeloc.pipeline.sweeps import Chunk, fingerprint
+from spikeloc.pipeline.validation import show_path, type_name
+
+__all__ = [
+    "RUN_FILES",
+    "read_result",
+    "run_is_current",
+    "spec_digest",
+    "spec_text",
+    "train_chunk",
+    "write_spec",
+    "write_table",
+]
+
+SPEC_FORMAT = "spikeloc-chunk/1"
+RESULT_FORMAT = "spikeloc-chunk-result/1"
+#: The files of a finished run directory.
+RUN_FILES = ("model.pt", "metrics.json", "history.csv", "provenance.json", "config.yaml")
+#: Marks a ``.partial`` directory with the fingerprint of the run it is training.
+PARTIAL_MARK = "fingerprint.json"
+
+log = logging.getLogger("spikeloc.chunks")
+
+
+def spec_text(chunk: Chunk, code_hash: str) -> str:
+    """The chunk spec as canonical JSON text (the rule that writes it hashes it as a param)."""
+    runs = [
+        {
+            "name": r.name,
+            "path": r.path,
+            "seed": r.seed,
+            "swept": r.swept,
+            "config": r.config,
+            "fingerprint": fingerprint(r, code_hash),
+        }
+        for r in chunk.runs
+    ]
+    spec = {
+        "format": SPEC_FORMAT,
+        "module": chunk.module,
+        "group": chunk.group,
+        "index": chunk.index,
+        "code_hash": code_hash,
+        "runs": runs,
+    }
+    return json.dumps(spec, sort_keys=True, indent=1, default=str) + "\n"
+
+
+def spec_digest(text: str) -> str:
+    """Short hash of a chunk spec's text: the workflow's rerun trigger for it."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_spec(
+    module: str,
+    group: str,
+    index: int,
+    out: str | Path,
+    *,
+    scale: str,
+    default_chunk_size: int,
+    digest: str | None = None,
+    analyses_dir: str | Path = "workflow/analyses",
+) -> Path:
+    """Write the spec of chunk ``<module>/<group>.<index>`` at ``scale`` from the manifest.
+
+    ``digest``: what the workflow computed while it was parsed; a spec that differs now (the
+    manifest or the library changed since) is refused rather than trained under a stale name.
+    """
+    from spikeloc.pipeline.codehash import code_hash
+    from spikeloc.pipeline.manifests import load_manifest, module_chunks
+
+    manifest = load_manifest(module, analyses_dir)
+    found = {(c.group, c.index): c for c in module_chunks(manifest, scale, default_chunk_size)}
+    if (group, index) not in found:
+        raise SpikelocError(
+            f"{manifest.source}: {group}: the module has no chunk {group}.{index} at {scale} scale"
+        )
+    text = spec_text(found[(group, index)], code_hash())
+    if digest is not None and spec_digest(text) != digest:
+        raise SpikelocError(
+            f"{manifest.source}: (chunk {group}.{index}): the manifest or the library changed "
+            "since the workflow was started; run snakemake again"
+        )
+    return atomic_write_text(out, text)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpikelocError(f"{show_path(path)}: (file): no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpikelocError(f"{show_path(path)}: (file): not a readable {what}: {exc}") from None
+
+
+def _read_spec(path: Path) -> dict:
+    spec = _read_json(path, "chunk spec")
+    where = show_path(path)
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise SpikelocError(f"{where}: format: not a {SPEC_FORMAT} chunk spec")
+    runs = spec.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise SpikelocError(f"{where}: runs: must be a non-empty list, got {type_name(runs)}")
+    for i, run in enumerate(runs):
+        for key, kind in (("name", str), ("path", str), ("config", dict), ("fingerprint", str)):
+            if not isinstance(run, dict) or not isinstance(run.get(key), kind):
+                raise SpikelocError(f"{where}: runs[{i}].{key}: missing or of the wrong type")
+    return spec
+
+
+def run_is_current(run_dir: str | Path, fp: str) -> bool:
+    """Whether ``run_dir`` is a complete run directory made with fingerprint ``fp``."""
+    run_dir = Path(run_dir)
+    if not all((run_dir / f).is_file() for f in RUN_FILES):
+        return False
+    try:
+        prov = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(prov, dict) and prov.get("fingerprint") == fp
+
+
+def _prepare_partial(run_dir: Path, fp: str) -> str:
+    """Keep ``<run>.partial/`` only if it trains this fingerprint; mark it. Returns the state."""
+    partial = run_dir.with_name(run_dir.name + ".partial")
+    mark = partial / PARTIAL_MARK
+    state = "fresh"
+    if partial.exists():
+        try:
+            kept = json.loads(mark.read_text(encoding="utf-8")).get("fingerprint") == fp
+        except (OSError, ValueError, AttributeError):
+            kept = False
+        if kept and (partial / "checkpoint.pt").is_file():
+            state = "resumed"
+        elif not kept:
+            shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(mark, {"fingerprint": fp})
+    return state
+
+
+def _row(run: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"run": run["name"], "path": run["path"]}
+    row.update(run.get("swept") or {})
+    row["seed"] = run.get("seed")
+    row.update(metrics)
+    return row
+
+
+def train_chunk(
+    spec_path: str | Path,
+    out_path: str | Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> dict:
+    """Train every run of a chunk spec that is not up to date; write the result file."""
+    spec_path, out_path = Path(spec_path), Path(out_path)
+    spec = _read_spec(spec_path)
+    runs = spec["runs"]
+    label = f"{spec.get('module')}/{spec.get('group')}.{spec.get('index')}"
+    started = time.perf_counter()
+    trained = 0
+    rows = []
+    for i, run in enumerate(runs):
+        run_dir = Path(run["path"])
+        fp = run["fingerprint"]
+        head = f"chunk {label}: run {i + 1}/{len(runs)} {run['name']}"
+        if run_is_current(run_dir, fp):
+            say(f"{head}: up to date")
+        else:
+            data = {**run["config"], "device": device, "threads": threads}
+            try:
+                cfg = config_from_dict(data, f"{show_path(spec_path)}: runs[{i}].config")
+            except ConfigError as exc:
+                raise SpikelocError(
+                    f"{show_path(spec_path)}: runs[{i}].config.{exc.field}: {exc.problem}"
+                ) from None
+            state = _prepare_partial(run_dir, fp)
+            tr = cfg.training
+            say(
+                f"{head}: training ({tr.epochs} epochs of {tr.n_train} samples"
+                f"{', resuming its checkpoint' if state == 'resumed' else ''})"
+            )
+            t0 = time.perf_counter()
+            extra = {"fingerprint": fp, "code_hash": spec.get("code_hash")}
+            try:
+                train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
+            except ConfigError as exc:
+                if exc.field != "config_hash":
+                    raise
+                # the checkpoint was made on another device: start this run afresh
+                say(f"{head}: its checkpoint does not match ({exc.problem}); training afresh")
+                shutil.rmtree(run_dir.with_name(run_dir.name + ".partial"), ignore_errors=True)
+                _prepare_partial(run_dir, fp)
+                train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
+            trained += 1
+            say(f"{head}: done in {time.perf_counter() - t0:.1f} s")
+        metrics = _read_json(run_dir / "metrics.json", "metrics file")
+        rows.append(_row(run, metrics))
+    result = {
+        "format": RESULT_FORMAT,
+        "module": spec.get("module"),
+        "group": spec.get("group"),
+        "index": spec.get("index"),
+        "trained": trained,
+        "rows": rows,
+    }
+    atomic_write_json(out_path, result)
+    say(
+        f"chunk {label}: {trained} trained, {len(runs) - trained} up to date, "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    return result
+
+
+def read_result(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of one chunk result file."""
+    path = Path(path)
+    data = _read_json(path, "chunk result")
+    if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
+        raise SpikelocError(f"{show_path(path)}: format: not a {RESULT_FORMAT} chunk result")
+    rows = data.get("rows")
+    if not isinstance(rows, list):
+        raise SpikelocError(f"{show_path(path)}: rows: must be a list, got {type_name(rows)}")
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def table_text(results: Sequence[str | Path]) -> str:
+    """CSV text of the rows of ``results`` in order; columns in order of first appearance
+    (run, path, the swept keys, seed, then the metrics); lists as JSON."""
+    rows = [row for path in results for row in read_result(path)]
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(columns))
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def write_table(results: Sequence[str | Path], out: str | Path) -> Path:
+    """Write a sweep's table (one row per run) from its chunks' result files, atomically."""
+    return atomic_write_text(out, table_text(results))
