@@ -53,18 +53,24 @@ def site(tmp_path_factory) -> Path:
     for name, m in manifests().items():
         for f in m.get("figures") or []:
             plotting.save_figure(
-                tiny_figure(f["id"]), f["id"], module=name, out_dir=root / "figures", commit="x"
+                tiny_figure(f["id"]),
+                f["id"],
+                module=name,
+                out_dir=root / "figures" / "paper",
+                commit="x",
             )
-        path = root / "results" / "variables" / f"{name}.json"
+        path = root / "results" / "paper" / "variables" / f"{name}.json"
         variables.reset(name, path=path)
         for v in m.get("variables") or []:
             variables.record(v["name"], 1.5, ".1f", module=name, path=path, unit=v.get("unit"))
         module_files.append(path)
     variables.merge(
-        module_files, root / "results/variables.json", analyses_dir=root / "workflow/analyses"
+        module_files, root / "results/paper/variables.json", analyses_dir=root / "workflow/analyses"
     )
     variables.evaluate_claims(
-        root / "results/variables.json", root / "workflow/analyses", root / "results/claims.json"
+        root / "results/paper/variables.json",
+        root / "workflow/analyses",
+        root / "results/paper/claims.json",
     )
     authorship.build(
         FIXTURES / "contributors", FIXTURES / "authorship" / "analyses", root / "results/authorship"
@@ -112,7 +118,7 @@ def test_paper_builds_with_every_module_and_figure(site, monkeypatch):
     assert embedded_figures(out) >= n_in_paper
     assert "Reproduction report" in text and "CRediT" in text
     assert "Ada" in text  # the fixture authors in the author block
-    modules = (site / "results/paper/modules.json").read_text()
+    modules = (site / "results/paper/paper_modules.json").read_text()
     assert '"section_file": "/paper/sections/basic_model.typ"' in modules
 
 
@@ -125,7 +131,7 @@ def test_same_inputs_give_the_same_pdf(site, monkeypatch):
 
 
 def test_missing_variable_fails_naming_the_key(site):
-    full = variables.load(site / "results/variables.json")
+    full = variables.load(site / "results/paper/variables.json")
     key = "basic_model.published_accuracy_pct"
     assert key in full
     reduced = site / "results" / "variables-reduced.json"
@@ -165,7 +171,7 @@ def test_modules_are_ordered_and_notes_collected(site):
 
 def test_inputs_outside_the_root_are_refused(site, tmp_path):
     outside = tmp_path / "variables.json"
-    shutil.copy(site / "results/variables.json", outside)
+    shutil.copy(site / "results/paper/variables.json", outside)
     with pytest.raises(paper.PaperError, match="must lie inside the repository root"):
         build(site, "paper/build/x.pdf", variables=outside)
 

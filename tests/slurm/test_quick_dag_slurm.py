@@ -42,15 +42,16 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 
 def expected_train_resources(work: Path) -> dict:
-    """What a `train` job should ask SLURM for: config/config.yaml's `train:` block with
-    config/quick.yaml laid over it, then the profile's set-threads/set-resources if it has any."""
+    """What a `train_chunk` job should ask SLURM for: config/config.yaml's `train:` block with
+    config/quick.yaml laid over it, then the profile's set-threads/set-resources if it has any
+    (the runtime there is minutes per run: a job asks for that times the runs of its chunk)."""
     cfg = yaml.safe_load((work / "config" / "config.yaml").read_text())
     cfg = deep_merge(cfg, yaml.safe_load((work / "config" / "quick.yaml").read_text()))
     want = dict(cfg["train"])
     prof = profile_config()
-    if "train" in prof.get("set-threads", {}):
-        want["threads"] = prof["set-threads"]["train"]
-    want.update(prof.get("set-resources", {}).get("train", {}))
+    if "train_chunk" in prof.get("set-threads", {}):
+        want["threads"] = prof["set-threads"]["train_chunk"]
+    want.update(prof.get("set-resources", {}).get("train_chunk", {}))
     return want
 
 
@@ -79,8 +80,8 @@ def test_quick_dag_on_slurm(tmp_path):
     )
 
     jobs = run.jobs()
-    train = [jid for jid, rule in jobs.items() if rule == "train"]
-    assert train, f"no job of rule `train` was submitted to SLURM: {jobs}"
+    train = [jid for jid, rule in jobs.items() if rule == "train_chunk"]
+    assert train, f"no job of rule `train_chunk` was submitted to SLURM: {jobs}"
     rows = sacct_until_final(jobs)
     want = expected_train_resources(work)
     want_cpus, want_mem, want_min = want["threads"], want["mem_mb"], want["runtime"]
@@ -89,13 +90,17 @@ def test_quick_dag_on_slurm(tmp_path):
         assert row["State"] == "COMPLETED", row
         assert int(row["AllocCPUS"]) == want_cpus, row
         assert mem_mb(row["ReqMem"]) == want_mem, row
-        assert minutes(row["Timelimit"]) == want_min, row
+        # minutes per run times the runs of the chunk
+        assert minutes(row["Timelimit"]) % want_min == 0, row
         assert "gres/gpu" not in tres(row["AllocTRES"]), (
             f"device=cpu but a GPU was allocated: {row}"
         )
     for jid, row in rows.items():
         assert row["State"] == "COMPLETED", (jobs[jid], row)
 
-    figures = [p for p in (work / "figures").glob("*") if p.suffix in {".pdf", ".png", ".svg"}]
-    assert figures, "no figure in figures/"
-    assert (work / "paper" / "build" / "paper.pdf").is_file(), "paper/build/paper.pdf missing"
+    figures = [
+        p for p in (work / "figures" / "quick").glob("*") if p.suffix in {".pdf", ".png", ".svg"}
+    ]
+    assert figures, "no figure in figures/quick/"
+    pdf = work / "paper" / "build" / "quick" / "paper.pdf"
+    assert pdf.is_file(), "paper/build/quick/paper.pdf missing"

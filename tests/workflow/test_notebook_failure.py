@@ -28,7 +28,13 @@ def test_raising_notebook_fails_its_rule_with_cell_and_path(repo_copy):
     nb_path.write_text(json.dumps(nb, indent=1))
 
     out = snakemake(
-        ["results/variables/broken_demo.json", "--configfile", "config/quick.yaml", "--cores", "1"],
+        [
+            "results/quick/variables/broken_demo.json",
+            "--configfile",
+            "config/quick.yaml",
+            "--cores",
+            "1",
+        ],
         repo_copy,
         timeout=600,
     )
@@ -40,9 +46,9 @@ def test_raising_notebook_fails_its_rule_with_cell_and_path(repo_copy):
     assert "notebook workflow/notebooks/broken_demo.ipynb failed" in text
     assert "ratio = 1 / 0  # deliberately broken cell" in text
     assert "ZeroDivisionError" in text
-    log = (repo_copy / "logs/analyse_broken_demo/papermill.log").read_text()
+    log = (repo_copy / "logs/quick/analyse_broken_demo/papermill.log").read_text()
     assert "ratio = 1 / 0" in log and "ZeroDivisionError" in log
     # the half-executed notebook is kept for inspection; no half-made outputs are left
-    assert (repo_copy / "logs/analyse_broken_demo/failed.ipynb").is_file()
-    assert not (repo_copy / "results/variables/broken_demo.json").exists()
-    assert not (repo_copy / "results/notebooks/broken_demo.ipynb").exists()
+    assert (repo_copy / "logs/quick/analyse_broken_demo/failed.ipynb").is_file()
+    assert not (repo_copy / "results/quick/variables/broken_demo.json").exists()
+    assert not (repo_copy / "results/quick/notebooks/broken_demo.ipynb").exists()

@@ -3,7 +3,7 @@
 `snakemake -n` prints each job's resources ("resources: ..., gpu=1"); the SLURM plugin turns
 gpu=N into `sbatch --gpus=N`, mem_mb into --mem, runtime into -t, threads into
 --cpus-per-task.  The training rule must ask for a GPU exactly when the config says
-device: cuda, and any set-resources the profile has for `train` must apply.
+device: cuda, and any set-resources the profile has for it must apply.
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ def test_profile_is_fully_commented():
     assert prof["executor"] == "slurm"
     assert prof["default-resources"]["slurm_partition"]
     assert "slurm_account" not in prof["default-resources"], "the account is the user's to set"
-    assert "gpu" not in prof.get("set-resources", {}).get("train", {}), "GPU use follows the config"
+    assert "gpu" not in prof.get("set-resources", {}).get("train_chunk", {}), (
+        "GPU use follows the config"
+    )
 
 
 @pytest.mark.parametrize("device", ["cuda", "cpu"])
@@ -127,18 +129,18 @@ def test_dry_run_gpu_resources_demo(tmp_path, device):
 
 
 def test_dry_run_gpu_resources(tmp_path):
-    """The project's quick DAG: `train` jobs ask for gpu=1 with device=cuda and none with cpu."""
+    """The project's quick DAG: `train_chunk` jobs ask for gpu=1 with device=cuda, none with cpu."""
     if not (REPO / "Snakefile").exists():
         pytest.skip("no Snakefile at the repository root yet (the pipeline is not written)")
     if not (REPO / "config" / "quick.yaml").exists():
         pytest.skip("no config/quick.yaml yet")
     work = copy_repo(tmp_path / "repo")
     base = ["figures", "--configfile", "config/quick.yaml"]
-    cuda = jobs_of(dry_run([*base, "--config", "device=cuda"], work), "train")
-    assert cuda, "no job of rule `train` in the DAG of `figures`"
+    cuda = jobs_of(dry_run([*base, "--config", "device=cuda"], work), "train_chunk")
+    assert cuda, "no job of rule `train_chunk` in the DAG of `figures`"
     assert all(res.get("gpu") == "1" for res in cuda), cuda
-    cpu = jobs_of(dry_run([*base, "--config", "device=cpu"], work), "train")
-    assert cpu, "no job of rule `train` in the DAG of `figures`"
+    cpu = jobs_of(dry_run([*base, "--config", "device=cpu"], work), "train_chunk")
+    assert cpu, "no job of rule `train_chunk` in the DAG of `figures`"
     # no GPU request: gpu absent (or 0, which the plugin also sends no --gpus for)
     assert all(res.get("gpu", "0") == "0" for res in cpu), cpu
     assert not any("gpu_model" in res for res in cpu), cpu

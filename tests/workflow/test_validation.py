@@ -41,15 +41,81 @@ def dry_run_fails(root: Path, *extra: str) -> str:
         ),
         (
             lambda m: m["figures"][1].update(id="Fig 2"),
-            "workflow/analyses/basic_model.yaml: figures[1].id: 'Fig 2' does not match",
+            "workflow/analyses/basic_model.yaml: figures[1].id: 'Fig 2' is not lowercase snake case",
         ),
         (
             lambda m: m["claims"][0].update(tolerance=-1),
             "workflow/analyses/basic_model.yaml: claims[0].tolerance: -1 is less than the minimum",
         ),
         (
-            lambda m: m["runs"].append("no_such_run"),
-            "workflow/analyses/basic_model.yaml: runs[1]: no run 'no_such_run'",
+            lambda m: m["runs"]["basic_model"].update(overrides={"model": {"n_hiden": 8}}),
+            "workflow/analyses/basic_model.yaml: runs.basic_model.overrides.model.n_hiden: "
+            "unknown key",
+        ),
+        (
+            lambda m: m["runs"]["basic_model"].update(overrides={"training": {"lr": -1}}),
+            "workflow/analyses/basic_model.yaml: runs.basic_model.overrides.training.lr: must be > 0",
+        ),
+        (
+            lambda m: m["runs"]["basic_model"].update(overrides={"training": {"seed": 3}}),
+            "workflow/analyses/basic_model.yaml: runs.basic_model.overrides.training.seed: "
+            "unknown key",
+        ),
+        (
+            lambda m: m["runs"]["basic_model"]["quick"]["overrides"]["training"].update(lr=0.1),
+            "workflow/analyses/basic_model.yaml: runs.basic_model.quick.overrides.training.lr: "
+            "unknown key",
+        ),
+        (
+            lambda m: m.update(parameters={"n_tset": 5}),
+            "workflow/analyses/basic_model.yaml: parameters.n_tset: not a name of the "
+            "parameters cell",
+        ),
+        (
+            lambda m: m.update(
+                sweeps={"tau": {"preset": "basic", "grid": {"model.tau_hidden_s": [0.002, -1]}}}
+            ),
+            "workflow/analyses/basic_model.yaml: sweeps.tau.grid.model.tau_hidden_s: -1: must be > 0",
+        ),
+        (
+            lambda m: m.update(
+                sweeps={"tau": {"preset": "basic", "grid": {"model.tau_hiden_s": [0.002]}}}
+            ),
+            "workflow/analyses/basic_model.yaml: sweeps.tau.grid.model.tau_hiden_s: ",
+        ),
+        (
+            lambda m: m.update(
+                sweeps={
+                    "tau": {
+                        "preset": "basic",
+                        "zip": {"model.tau_hidden_s": [0.002, 0.004], "model.tau_output_s": [1]},
+                    }
+                }
+            ),
+            "workflow/analyses/basic_model.yaml: sweeps.tau.zip.model.tau_output_s: has 1 values, "
+            "model.tau_hidden_s has 2",
+        ),
+        (
+            lambda m: m.update(
+                sweeps={
+                    "tau": {
+                        "preset": "basic",
+                        "grid": {"model.tau_hidden_s": [0.002, 0.004]},
+                        "quick": {"grid": {"model.n_hidden": [4]}},
+                    }
+                }
+            ),
+            "workflow/analyses/basic_model.yaml: sweeps.tau.quick.grid.model.n_hidden: is not a "
+            "grid key of the sweep",
+        ),
+        (
+            lambda m: m.update(sweeps={"basic_model": {"preset": "basic"}}),
+            "workflow/analyses/basic_model.yaml: sweeps.basic_model: a run of this module has "
+            "the same name",
+        ),
+        (
+            lambda m: m.update(sweeps={"Tau": {"preset": "basic"}}),
+            "workflow/analyses/basic_model.yaml: sweeps: key 'Tau' is not lowercase snake case",
         ),
         (
             lambda m: m["claims"][0].update(variable="not_recorded"),
@@ -62,7 +128,17 @@ def dry_run_fails(root: Path, *extra: str) -> str:
         "missing-owners",
         "bad-figure-id",
         "negative-tolerance",
-        "unknown-run",
+        "unknown-override",
+        "bad-override-value",
+        "run-level-key-in-overrides",
+        "quick-changes-more-than-sizes",
+        "unknown-notebook-parameter",
+        "bad-grid-value",
+        "unknown-grid-key",
+        "zip-lengths-differ",
+        "quick-grid-key-not-swept",
+        "sweep-named-like-a-run",
+        "sweep-name-not-snake-case",
         "undeclared-claim-variable",
     ],
 )
@@ -79,6 +155,17 @@ def test_owner_without_contributor_file_fails(repo_copy):
     )
     out = dry_run_fails(repo_copy)
     assert "workflow/analyses/basic_model.yaml: owners[0]: no contributors/nobody-here.yaml" in out
+
+
+def test_every_broken_manifest_names_itself(repo_copy):
+    edit_yaml(repo_copy / "workflow/analyses/basic_model.yaml", lambda m: m.update(colour=1))
+    edit_yaml(
+        repo_copy / "workflow/analyses/tutorial_surrogate.yaml",
+        lambda m: m["runs"]["tutorial"].update(seed=-1),
+    )
+    out = dry_run_fails(repo_copy)
+    assert "workflow/analyses/basic_model.yaml: colour: unknown key" in out
+    assert "workflow/analyses/tutorial_surrogate.yaml: runs.tutorial.seed: -1 is less than" in out
 
 
 def test_duplicate_figure_id_across_modules_fails(repo_copy):
@@ -99,30 +186,24 @@ def test_duplicate_figure_id_across_modules_fails(repo_copy):
             "config/config.yaml: device: 'tpu' is not one of",
         ),
         (
-            lambda c: c["runs"]["basic_model"]["overrides"].update(model={"n_hiden": 8}),
-            "config/config.yaml: runs.basic_model.overrides.model.n_hiden: unknown key",
+            lambda c: c.update(runs={"basic_model": {"preset": "basic"}}),
+            "config/config.yaml: runs: unknown key",
         ),
         (
-            lambda c: c["runs"]["basic_model"]["overrides"].update(training={"lr": -1}),
-            "config/config.yaml: runs.basic_model.overrides.training.lr: must be > 0",
+            lambda c: c.update(scale="tiny"),
+            "config/config.yaml: scale: 'tiny' is not one of paper, quick",
         ),
         (
-            lambda c: c["runs"]["basic_model"]["overrides"].update(seed=3),
-            "config/config.yaml: runs.basic_model.overrides.seed: set runs.basic_model.seed",
-        ),
-        (
-            lambda c: c.update(modules={"basic_model": {"parameters": {"n_tset": 5}}}),
-            "config/config.yaml: modules.basic_model.parameters.n_tset: not a name of the "
-            "parameters cell",
+            lambda c: c["train"].update(chunk_size=0),
+            "config/config.yaml: train.chunk_size: 0 is less than the minimum of 1",
         ),
     ],
     ids=[
         "unknown-key",
         "bad-device",
-        "unknown-override",
-        "bad-override-value",
-        "run-level-key-in-overrides",
-        "unknown-notebook-parameter",
+        "no-runs-in-config",
+        "bad-scale",
+        "bad-chunk-size",
     ],
 )
 def test_bad_config_fails_before_any_job(repo_copy, change, expected):
@@ -132,9 +213,9 @@ def test_bad_config_fails_before_any_job(repo_copy, change, expected):
 
 
 def test_quick_config_problems_name_both_files(repo_copy):
-    (repo_copy / "config/quick.yaml").write_text("runs: {basic_model: {seeed: 1}}\n")
+    (repo_copy / "config/quick.yaml").write_text("scale: quick\ntrain: {mem: 5}\n")
     out = dry_run_fails(repo_copy, "--configfile", "config/quick.yaml")
-    assert "config/config.yaml + config/quick.yaml: runs.basic_model.seeed: unknown key" in out
+    assert "config/config.yaml + config/quick.yaml: train.mem: unknown key" in out
 
 
 def test_notebook_without_parameters_cell_fails(repo_copy):

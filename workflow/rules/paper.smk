@@ -56,7 +56,6 @@ rule typeset:
         timestamp=CFG["paper"]["timestamp"] if CFG["paper"]["timestamp"] is not None else "",
         strict="--strict" if CFG["paper"]["strict"] else "--draft",
         label=CONFIG_SOURCE,
-        figures=PROJECT.figures_dir,
     conda:
         CONDA_ENV
     log:
@@ -65,5 +64,6 @@ rule typeset:
     shell:
         "python -m spikeloc.pipeline.paper build --out {output.pdf} --modules-out {output.modules}"
         " --variables {input.variables} --claims {input.claims} {params.strict}"
-        " --figures-dir {params.figures} --timestamp '{params.timestamp}'"
+        f" --figures-dir {PROJECT.figures_dir}"
+        " --timestamp '{params.timestamp}'"
         " --label {params.label:q} > {log} 2>&1"

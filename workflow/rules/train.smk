@@ -59,8 +59,6 @@ rule train_chunk:
         device=chunk_device,
         gpu=chunk_gpu,
         gpu_model=chunk_gpu_model,
-    message:
-        "training chunk {wildcards.module}/{wildcards.group}.{wildcards.index}"
     shell:
         "spikeloc train-chunk {input.spec} --out {output} --no-progress"
         " --device {resources.device} --threads {threads} > {log} 2>&1"

@@ -56,6 +56,13 @@ ANALYSES_DIR = Path("workflow") / "analyses"
 NOTEBOOKS_DIR = Path("workflow") / "notebooks"
 SECTIONS_DIR = Path("paper") / "sections"
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+_SNAKE = "not lowercase snake case (letters, digits and single underscores, e.g. basic_model)"
+_PATTERN_HINTS = {
+    _NAME.pattern: _SNAKE,
+    "^(stimulus|model|training)(\\.[a-z][a-z0-9_]*)+$": (
+        "not a run-config key written block.field (e.g. model.tau_hidden_s)"
+    ),
+}
 #: Notebook parameters the workflow passes (each only if the parameters cell defines it).
 STANDARD_PARAMETERS = (
     "module",
@@ -158,7 +165,7 @@ def _read_manifest(path: Path, schema: dict, root: Path, check_files: bool):
         return None, [problem]
     if not isinstance(data, dict):
         return None, [f"{where}: (document): must be a mapping, got {type_name(data)}"]
-    bad = schema_problems(data, schema, where)
+    bad = schema_problems(data, schema, where, pattern_hints=_PATTERN_HINTS)
     if bad:
         return None, bad
     m = Manifest(path.stem, where, with_defaults(data, schema))

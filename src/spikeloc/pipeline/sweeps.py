@@ -51,7 +51,6 @@ from spikeloc.errors import ConfigError
 
 __all__ = [
     "DEFAULT_QUICK",
-    "RUN_LEVEL_KEYS",
     "SINGLE_RUNS",
     "SIZE_KEYS",
     "Chunk",
@@ -66,8 +65,6 @@ __all__ = [
 SCALES = ("paper", "quick")
 #: The chunk group of a module's single runs (a sweep may not take this name).
 SINGLE_RUNS = "runs"
-#: Keys of a run config that the runs block sets itself, never the overrides or a grid.
-RUN_LEVEL_KEYS = ("name", "preset", "seed", "device", "threads")
 #: Run-config keys quick scale may change: sizes, never code paths.
 SIZE_KEYS = frozenset(
     f"training.{k}"
@@ -247,20 +244,8 @@ def _resolve(data: dict, where: str, field_prefix: str) -> dict:
     return resolved
 
 
-def _check_overrides(overrides: Mapping, field_prefix: str) -> None:
-    flat = _flatten(overrides)
-    for dotted in flat:
-        top = dotted.split(".", 1)[0]
-        if top in RUN_LEVEL_KEYS:
-            raise ExpansionError(
-                f"{field_prefix}.{dotted}",
-                "set it on the run itself (name, preset, seed, device and threads are run-level keys)",
-            )
-
-
 def _single_run(module: str, name: str, spec: Mapping, scale: str, where: str, root: str):
     prefix = f"runs.{name}"
-    _check_overrides(spec.get("overrides") or {}, f"{prefix}.overrides")
     base = {"name": f"{module}.{name}", "preset": spec["preset"], "seed": spec.get("seed", 0)}
     data = _deep_merge(base, spec.get("overrides") or {})
     resolved = _resolve(data, where, f"{prefix}.overrides")
@@ -330,11 +315,9 @@ def _sweep_runs(module: str, name: str, spec: Mapping, scale: str, where: str, r
     prefix = f"sweeps.{name}"
     if name == SINGLE_RUNS:
         raise ExpansionError(prefix, f"{SINGLE_RUNS!r} names the module's single runs; rename it")
-    _check_overrides(spec.get("overrides") or {}, f"{prefix}.overrides")
+    # (the schema admits only stimulus/model/training keys in overrides, grids and zips: the
+    # run-level keys name, preset, seed, device and threads are set by the runs block)
     keys = [*(spec.get("grid") or {}), *(spec.get("zip") or {})]
-    for key in keys:
-        if key.split(".", 1)[0] in RUN_LEVEL_KEYS:
-            raise ExpansionError(f"{prefix}.grid.{key}", "run-level keys cannot be swept")
     labels = _key_labels(keys)
     seeds = _seeds(spec.get("seeds", 1))
     if scale == "quick":

@@ -190,8 +190,8 @@ def schema_problems(
 ) -> list[str]:
     """Every schema violation of ``data`` as ``<where>: <field>: <problem>``, in document order.
 
-    ``pattern_hints`` maps a key name to the wording of a failed ``pattern`` on it (instead of
-    the regular expression); ``enum_wording(path, value, choices)`` may word an enum failure
+    ``pattern_hints`` maps a key name, or a regular expression, to the wording of a failed
+    ``pattern`` (instead of the regular expression itself); ``enum_wording(path, value, choices)`` may word an enum failure
     (None: the default wording).
     """
     validator = jsonschema.Draft202012Validator(schema)
@@ -232,8 +232,14 @@ def _problem_lines(err, where, pattern_hints, normalise, enum_wording) -> list[s
         ]
     if kind == "pattern":
         last = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
-        hint = pattern_hints.get(last, f"does not match {err.validator_value}")
-        return [f"{where}: {field}: {err.instance!r} is {hint}"]
+        hint = pattern_hints.get(err.validator_value)
+        if "propertyNames" in err.relative_schema_path:
+            wording = hint or f"does not match {err.validator_value}"
+            return [f"{where}: {field}: key {err.instance!r} is {wording}"]
+        hint = pattern_hints.get(last) or hint
+        if hint:
+            return [f"{where}: {field}: {err.instance!r} is {hint}"]
+        return [f"{where}: {field}: {err.instance!r} does not match {err.validator_value}"]
     if kind == "propertyNames":
         return [f"{where}: {field}: key {err.instance!r}: {err.message}"]
     if kind == "minLength":
