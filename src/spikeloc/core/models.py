@@ -6,17 +6,21 @@ model are the presets ``basic`` and ``tutorial`` of :data:`spikeloc.core.config.
 
 The forward pass has two interchangeable backends computing the same numbers:
 ``"reference"`` (a plain autograd time loop over :func:`spikeloc.core.neurons.lif_step`, the oracle)
-and ``"fused"`` (:mod:`spikeloc.engine.layers`: hand-written BPTT in one autograd function and a
-closed-form readout).
+and ``"fused"`` (:func:`spikeloc.engine.run_lif`: kernels generated from one specification of the
+LIF update, hand-derived BPTT in one autograd function and a closed-form readout). ``"auto"`` (the
+default) runs the fused engine wherever it covers the neuron, device and dtype, and otherwise the
+reference with a warning naming what the engine does not cover (so does ``"fused"``).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 
+from spikeloc import engine
 from spikeloc.core.config import DaleConfig, ModelConfig, RunConfig
 from spikeloc.core.neurons import (
     LIFParameters,
@@ -133,25 +137,54 @@ class SNN(nn.Module):
         dropout_generator: torch.Generator | None = None,
     ) -> SNNOutput:
         """``x``: input spikes (batch, T, n_inputs)."""
-        from spikeloc.engine.layers import ensure_runtime
-
-        ensure_runtime()  # denormal flushing + malloc thresholds, once per process
+        engine.ensure_runtime()  # denormal flushing + malloc thresholds, once per process
         w1, w2 = self.effective_weights()
-        if not self.membrane_only:
-            backend = self.backend
-            if backend == "auto":
-                from spikeloc.engine import layers
-
-                backend = "fused" if layers.supports(self) else "reference"
-            if backend == "fused":
-                from spikeloc.engine import layers
-
-                # bool/uint8 spikes as they are: the fused input layer converts them itself
-                return layers.fused_forward(self, x, w1, w2, dropout_generator=dropout_generator)
+        if not self.membrane_only and self.backend != "reference":
+            reason = self.fused_unsupported(w1)
+            if reason is None:
+                # bool/uint8 spikes as they are: the engine's input layer converts them itself
+                return self._fused_forward(x, w1, w2, dropout_generator=dropout_generator)
+            warnings.warn(
+                f"spikeloc: the fused engine does not cover {reason}; running the reference loop",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         x = as_float_spikes(x, w1.dtype)
         if self.membrane_only:
             return self._membrane_only_forward(x, w1)
         return self._reference_forward(x, w1, w2, dropout_generator=dropout_generator)
+
+    def fused_unsupported(self, like: torch.Tensor | None = None) -> str | None:
+        """None when the fused engine covers this model's neurons for tensors like ``like``
+        (default: the weights), else what it does not cover (:func:`spikeloc.engine.unsupported`)."""
+        if self.membrane_only:
+            return "the membrane-only architecture"
+        like = self.W1 if like is None else like
+        neurons = [self.hidden_params]
+        if self.cfg.readout == "spike_count":
+            neurons.append(self.output_params)
+        for p in neurons:
+            reason = engine.unsupported(p, device=like.device, dtype=like.dtype)
+            if reason is not None:
+                return reason
+        return None
+
+    def _fused_forward(self, x, w1, w2, *, dropout_generator=None) -> SNNOutput:
+        cfg = self.cfg
+        batch, T, _ = x.shape
+        mask = self.dropout_mask((batch, T, w1.shape[1]), w1, dropout_generator)
+        out_spec = None
+        if cfg.readout == "spike_count":
+            out_spec = engine.LIFSpec.from_params(self.output_params)
+        readout = engine.Readout(
+            w2,
+            cfg.readout,
+            alpha=math.exp(-self.dt_s / cfg.tau_output_s),
+            order=cfg.update_order,
+            spec=out_spec,
+        )
+        hidden = engine.LIFSpec.from_params(self.hidden_params)
+        return engine.run_lif(engine.SpikeInput(x, w1), hidden, readout=readout, dropout_mask=mask)
 
     def dropout_mask(
         self, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None

@@ -54,6 +54,8 @@ from functools import cache
 
 import numpy as np
 
+from spikeloc.engine import lif_spec
+
 __all__ = [
     "available",
     "lif_forward",
@@ -85,177 +87,29 @@ def _jit():
     return _nb().njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
-# The flags are closure constants of the compiled functions: numba folds the branches away and
-# compiles (and caches on disk) one specialised kernel per combination -- 3x faster than one
-# kernel testing the flags inside its loops. Each kernel is one function: a kernel calling
-# another jitted closure is recompiled in every process instead of being loaded from the cache.
-
-
-@cache
-def _forward_kernel(published: bool, zero: bool, adaptive: bool, store_u: bool, readout: bool):
-    @_jit()
-    def lif_fwd(h3, S3, X3, U3, p, c, R):
-        # (batch, T, N) arrays, any strides; p = (alpha, theta, beta_a, rho, 1 - rho, 1, 0, beta)
-        # in the arrays' dtype. One batch row at a time (its (T, N) block is contiguous in the
-        # batch-major layout); the inner loop runs over the N units of a step (vectorised).
-        B, T, N = h3.shape
-        alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-        beta = p[7]
-        v = np.empty(N, h3.dtype)
-        s = np.empty(N, h3.dtype)
-        a = np.empty(N, h3.dtype)
-        for b in range(B):
-            h, S, X = h3[b], S3[b], X3[b]
-            U = U3[b] if store_u else U3[0]
-            Rb = R[b] if readout else R[0]  # readout: R[b] = sum_t c[t] S[t], in time order
-            for n in range(N):
-                v[n] = nil
-                s[n] = nil
-                a[n] = nil
-                if readout:
-                    Rb[n] = nil
-            if published:
-                # s_{t+1} = H(v_t - theta_t); v_{t+1} = (alpha v_t + h_t)(1 - s_t) | ... - theta s_t
-                for n in range(N):
-                    S[0, n] = nil
-                    X[T - 1, n] = nil  # s_T is not recorded
-                    if store_u:
-                        U[0, n] = nil
-                for t in range(T - 1):
-                    ht, Xt, St = h[t], X[t], S[t + 1]
-                    Ut = U[t + 1] if store_u else U[0]
-                    for n in range(N):
-                        vn = v[n]
-                        thr = theta + beta_a * a[n] if adaptive else theta
-                        x = vn - thr
-                        sn = one if x > nil else nil
-                        u = alpha * vn + ht[n]
-                        v[n] = u * (one - s[n]) if zero else u - theta * s[n]
-                        if adaptive:
-                            a[n] = rho * a[n] + omr * sn
-                        s[n] = sn
-                        Xt[n] = x * beta
-                        St[n] = sn
-                        if store_u:
-                            Ut[n] = u
-                        if readout:
-                            Rb[n] = Rb[n] + c[t + 1] * sn
-            else:
-                # u_t = alpha v_{t-1} + h_t; s_t = H(u_t - theta_t); v_t = u_t (1 - s_t) | ...
-                for t in range(T):
-                    ht, Xt, St = h[t], X[t], S[t]
-                    Ut = U[t] if store_u else U[0]
-                    for n in range(N):
-                        u = alpha * v[n] + ht[n]
-                        thr = theta + beta_a * a[n] if adaptive else theta
-                        x = u - thr
-                        sn = one if x > nil else nil
-                        v[n] = u * (one - sn) if zero else u - theta * sn
-                        if adaptive:
-                            a[n] = rho * a[n] + omr * sn
-                        Xt[n] = x * beta
-                        St[n] = sn
-                        if store_u:
-                            Ut[n] = u
-                        if readout:
-                            Rb[n] = Rb[n] + c[t] * sn
-
-    return lif_fwd
-
-
-@cache
-def _backward_kernel(published: bool, zero: bool, adaptive: bool, coupled: bool, sigmoid: bool):
-    @_jit()
-    def lif_bwd(G3, Y3, S3, U3, dh3, p):
-        # the adjoint of lif_fwd, (batch, T, N) arrays, any strides; sigma'(X) from Y (see
-        # lif_backward), in the operations of torch's sigmoid_backward / the SuperSpike chain.
-        B, T, N = G3.shape
-        alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-        beta = p[7]
-        kap = np.empty(N, G3.dtype)
-        lam = np.empty(N, G3.dtype)
-        mu = np.empty(N, G3.dtype)
-        for b in range(B):  # notation of layers._backward_adaptive
-            G, Y, S, dh = G3[b], Y3[b], S3[b], dh3[b]
-            U = U3[b] if zero and coupled else U3[0]
-            for n in range(N):
-                kap[n] = nil
-                lam[n] = nil
-                mu[n] = nil
-            if published:
-                # lam = lam_{t+1}, mu = mu_{t+1}
-                for n in range(N):
-                    mu[n] = G[T - 1, n]
-                    dh[T - 1, n] = nil  # v_{T-1} reaches no recorded spike
-                for t in range(T - 2, -1, -1):
-                    Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]
-                    Ut = U[t + 1] if zero and coupled else U[0]
-                    for n in range(N):
-                        y = Yt[n]
-                        if sigmoid:
-                            sg = beta * (one - y) * y
-                        else:
-                            z = abs(y) + one
-                            sg = one / (z * z)
-                        q = mu[n] * sg
-                        ln = lam[n]
-                        if zero:
-                            e = one - St[n]
-                            lam_new = q + alpha * e * ln
-                        else:
-                            e = one
-                            lam_new = q + alpha * ln
-                        dht[n] = ln * e  # dL/dh_t = lam_{t+1} E_t
-                        m = Gt[n]
-                        if coupled:
-                            m = m - ln * Ut[n] if zero else m - theta * ln
-                        if adaptive:
-                            kap[n] = rho * kap[n] - beta_a * q
-                            m = m + omr * kap[n]
-                        mu[n] = m
-                        lam[n] = lam_new
-            else:
-                nu, qq = lam, mu  # nu_{t+1}, mu_{t+1} sigma'_{t+1}
-                for t in range(T - 1, -1, -1):
-                    Gt, Yt, St, dht = G[t], Y[t], S[t], dh[t]
-                    Ut = U[t] if zero and coupled else U[0]
-                    for n in range(N):
-                        ln = alpha * nu[n]
-                        m = Gt[n]
-                        if coupled:
-                            m = m - ln * Ut[n] if zero else m - theta * ln
-                        if adaptive:
-                            kap[n] = rho * kap[n] - beta_a * qq[n]
-                            m = m + omr * kap[n]
-                        y = Yt[n]
-                        if sigmoid:
-                            sg = beta * (one - y) * y
-                        else:
-                            z = abs(y) + one
-                            sg = one / (z * z)
-                        q = m * sg
-                        qq[n] = q
-                        nv = q + ln * (one - St[n]) if zero else q + ln
-                        nu[n] = nv
-                        dht[n] = nv
-
-    return lif_bwd
+# Each jitted kernel is one function: a kernel calling another jitted closure is recompiled in
+# every process instead of being loaded from the cache.
 
 
 # ======================================================================================
-# Lane-block kernels: the same recurrences with the units of a block in registers
+# The LIF kernels, generated from the specification (spikeloc.engine.lif_spec)
 # ======================================================================================
 #
-# The loop kernels above keep the state (v, s, a / lambda, mu, kappa) in small arrays; numba
-# cannot tell LLVM that those do not overlap the (batch, T, N) arrays, so the unit loop stays
-# scalar and every state update goes through memory. The lane-block kernels below are generated
-# source: the layer's C units are unrolled into C named scalars, so the state lives in
-# registers across the whole time loop, and LLVM's SLP vectoriser (switched on for these
-# kernels only, see :func:`_slp_vectorize`) packs the C lanes into SIMD registers. Each lane
-# performs the loop kernel's IEEE operations in the same order (no fast-math, no FMA
-# contraction), so the results are bit-identical (checked in the tests). They need
-# C-contiguous arrays and a width allowed by :func:`_lane_width`; otherwise the loop kernels
-# run.
+# Two forms of each kernel, both generated from the same statements:
+#
+# * the loop kernel (any width, any strides): the units of a step in an inner loop, the state
+#   in small arrays. numba cannot tell LLVM that those do not overlap the (batch, T, N) arrays,
+#   so the unit loop stays scalar and every state update goes through memory;
+# * the lane-block kernel (C-contiguous arrays, a width allowed by :func:`_lane_width`): the
+#   layer's C units unrolled into C named scalars, so the state lives in registers across the
+#   whole time loop, and LLVM's SLP vectoriser (switched on for these kernels only, see
+#   :func:`_slp_vectorize`) packs the C lanes into SIMD registers. Each lane performs the loop
+#   kernel's IEEE operations in the same order (no fast-math, no FMA contraction), so the
+#   results are bit-identical (checked in the tests).
+#
+# The flags are resolved when the source is generated: one specialised kernel per option
+# combination (3x faster than one kernel testing the flags inside its loops), compiled once
+# and cached on disk.
 
 #: Widest unit block the lane-block kernels unroll (the state of wider layers would not fit
 #: in registers anyway, and compile time grows with the width: ~1 s at 32 units, ~10 s at 112,
@@ -271,198 +125,6 @@ def _lane_width(n: int, kind: str) -> int | None:
     no faster at n=112, where the forward loop is limited by memory traffic. Several narrower
     blocks per layer were slower: each block walks the whole time axis on its own."""
     return n if n % 8 == 0 and 0 < n <= MAX_LANES[kind] else None
-
-
-class _Source:
-    """Lines of generated kernel source for ``C`` lanes."""
-
-    def __init__(self, C: int):
-        self.C = C
-        self.out: list[str] = []
-
-    def line(self, indent: int, text: str) -> None:
-        self.out.append(" " * indent + text)
-
-    def lanes(self, indent: int, fmt: str) -> None:
-        """One line per lane, ``{k}`` in ``fmt`` replaced by the lane number."""
-        for k in range(self.C):
-            self.line(indent, fmt.format(k=k))
-
-    def text(self) -> str:
-        return "\n".join(self.out)
-
-
-def _forward_source(
-    published: bool, zero: bool, adaptive: bool, store_u: bool, readout: bool, C: int
-) -> str:
-    src = _Source(C)
-    line, lanes = src.line, src.lanes
-
-    thr = "(theta + beta_a * a{k})" if adaptive else "theta"
-    # C-contiguous (batch, T, C) arrays: a step's units are one contiguous row, so the lanes
-    # are constant indices (contiguous loads and stores). With ``readout``, also
-    # R[b] = sum_t c[t] S[b, t] (the spikes' time-weighted sum, in time order).
-    line(0, "def kernel(part, nparts, h3, S3, X3, U3, p, c, R):")
-    line(4, "B, T = h3.shape[0], h3.shape[1]")
-    line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
-    line(4, "beta = p[7]")
-    line(4, "for b in range(B * part // nparts, B * (part + 1) // nparts):")
-    line(8, "h, S, X, U = h3[b], S3[b], X3[b], U3[b if U3.shape[0] > 1 else 0]")
-    lanes(8, "v{k} = nil")
-    lanes(8, "s{k} = nil")
-    if adaptive:
-        lanes(8, "a{k} = nil")
-    if readout:
-        lanes(8, "r{k} = nil")
-    if published:
-        line(8, "S0, XT, U0 = S[0], X[T - 1], U[0]")
-        lanes(8, "S0[{k}] = nil")
-        lanes(8, "XT[{k}] = nil")
-        if store_u:
-            lanes(8, "U0[{k}] = nil")
-        line(8, "for t in range(T - 1):")
-        line(12, "ht, Xt, St = h[t], X[t], S[t + 1]")
-        line(12, f"Ut = U[{'t + 1' if store_u else '0'}]")
-        lanes(12, "hh{k} = ht[{k}]")
-        for k in range(C):
-            line(12, f"x{k} = v{k} - {thr.format(k=k)}")
-            line(12, f"sn{k} = one if x{k} > nil else nil")
-            line(12, f"u{k} = alpha * v{k} + hh{k}")
-            line(12, f"v{k} = u{k} * (one - s{k})" if zero else f"v{k} = u{k} - theta * s{k}")
-            if adaptive:
-                line(12, f"a{k} = rho * a{k} + omr * sn{k}")
-            line(12, f"s{k} = sn{k}")
-        if readout:  # S[0] = 0 adds nothing
-            line(12, "ct = c[t + 1]")
-            lanes(12, "r{k} = r{k} + ct * sn{k}")
-    else:
-        line(8, "for t in range(T):")
-        line(12, "ht, Xt, St = h[t], X[t], S[t]")
-        line(12, f"Ut = U[{'t' if store_u else '0'}]")
-        lanes(12, "hh{k} = ht[{k}]")
-        for k in range(C):
-            line(12, f"u{k} = alpha * v{k} + hh{k}")
-            line(12, f"x{k} = u{k} - {thr.format(k=k)}")
-            line(12, f"sn{k} = one if x{k} > nil else nil")
-            line(12, f"v{k} = u{k} * (one - sn{k})" if zero else f"v{k} = u{k} - theta * sn{k}")
-            if adaptive:
-                line(12, f"a{k} = rho * a{k} + omr * sn{k}")
-        if readout:
-            line(12, "ct = c[t]")
-            lanes(12, "r{k} = r{k} + ct * sn{k}")
-    lanes(12, "Xt[{k}] = x{k} * beta")
-    lanes(12, "St[{k}] = sn{k}")
-    if store_u:
-        lanes(12, "Ut[{k}] = u{k}")
-    if readout:
-        line(8, "Rb = R[b]")
-        lanes(8, "Rb[{k}] = r{k}")
-    return src.text()
-
-
-def _backward_source(
-    published: bool,
-    zero: bool,
-    adaptive: bool,
-    coupled: bool,
-    sigmoid: bool,
-    grad_s: bool,
-    readout: bool,
-    C: int,
-) -> str:
-    src = _Source(C)
-    line, lanes = src.line, src.lanes
-
-    use_u = zero and coupled
-    # dL/ds_t = G[t] (grad_s) + c[t] gr (readout: the gradient of R = sum_t c[t] S[t]; the
-    # single product torch's broadcast multiply would form), never stored
-    line(0, "def kernel(part, nparts, G3, Y3, S3, U3, dh3, p, c, gr):")
-    line(4, "B, T = Y3.shape[0], Y3.shape[1]")
-    line(4, "alpha, theta, beta_a, rho, omr, one, nil = p[0], p[1], p[2], p[3], p[4], p[5], p[6]")
-    line(4, "beta = p[7]")
-    line(4, "for b in range(B * part // nparts, B * (part + 1) // nparts):")
-    line(8, "G, U = G3[b if G3.shape[0] > 1 else 0], U3[b if U3.shape[0] > 1 else 0]")
-    line(8, "Y, S, dh = Y3[b], S3[b], dh3[b]")
-    lanes(8, "lam{k} = nil")
-    lanes(8, "mu{k} = nil")
-    if adaptive:
-        lanes(8, "kap{k} = nil")
-    if readout:
-        line(8, "grb = gr[b]")
-        lanes(8, "gr{k} = grb[{k}]")
-
-    def grad(indent: int, t: str, name: str) -> None:
-        """``{name}{k}`` = dL/ds at step ``t`` (``Gt`` = G[t])."""
-        if readout:
-            line(indent, f"ct = c[{t}]")
-        if readout and grad_s:
-            lanes(indent, name + "{k} = ct * gr{k} + Gt[{k}]")
-        elif readout:
-            lanes(indent, name + "{k} = ct * gr{k}")
-        else:
-            lanes(indent, name + "{k} = Gt[{k}]")
-
-    def loads(indent: int) -> None:
-        grad(indent, "t", "g")
-        lanes(indent, "y{k} = Yt[{k}]")
-        if sigmoid:  # torch's sigmoid_backward(beta, y): (beta * (1 - y)) * y
-            lanes(indent, "sg{k} = beta * (one - y{k}) * y{k}")
-        else:  # SuperSpike on y = beta x: 1 / (|y| + 1)^2, the torch chain's operations
-            lanes(indent, "z{k} = abs(y{k}) + one")
-            lanes(indent, "sg{k} = one / (z{k} * z{k})")
-        if zero:
-            lanes(indent, "s{k} = St[{k}]")
-        if use_u:
-            lanes(indent, "u{k} = Ut[{k}]")
-
-    if published:
-        line(8, f"Gt, dhT = G[{'T - 1' if grad_s else '0'}], dh[T - 1]")
-        grad(8, "T - 1", "mu")
-        lanes(8, "dhT[{k}] = nil")
-        line(8, "for t in range(T - 2, -1, -1):")
-        line(12, f"Gt, Yt, St, dht = G[{'t' if grad_s else '0'}], Y[t], S[t], dh[t]")
-        line(12, f"Ut = U[{'t + 1' if use_u else '0'}]")
-        loads(12)
-        for k in range(C):
-            line(12, f"q{k} = mu{k} * sg{k}")
-            if zero:
-                line(12, f"e{k} = one - s{k}")
-                line(12, f"lamn{k} = q{k} + alpha * e{k} * lam{k}")
-                line(12, f"d{k} = lam{k} * e{k}")
-            else:
-                line(12, f"lamn{k} = q{k} + alpha * lam{k}")
-                line(12, f"d{k} = lam{k} * one")
-            line(12, f"m{k} = g{k}")
-            if coupled:
-                line(
-                    12, f"m{k} = m{k} - lam{k} * u{k}" if zero else f"m{k} = m{k} - theta * lam{k}"
-                )
-            if adaptive:
-                line(12, f"kap{k} = rho * kap{k} - beta_a * q{k}")
-                line(12, f"m{k} = m{k} + omr * kap{k}")
-            line(12, f"mu{k} = m{k}")
-            line(12, f"lam{k} = lamn{k}")
-    else:
-        # lam holds nu_{t+1}, mu holds q_{t+1} = m_{t+1} sigma'_{t+1}
-        line(8, "for t in range(T - 1, -1, -1):")
-        line(12, f"Gt, Yt, St, dht = G[{'t' if grad_s else '0'}], Y[t], S[t], dh[t]")
-        line(12, f"Ut = U[{'t' if use_u else '0'}]")
-        loads(12)
-        for k in range(C):
-            line(12, f"ln{k} = alpha * lam{k}")
-            line(12, f"m{k} = g{k}")
-            if coupled:
-                line(12, f"m{k} = m{k} - ln{k} * u{k}" if zero else f"m{k} = m{k} - theta * ln{k}")
-            if adaptive:
-                line(12, f"kap{k} = rho * kap{k} - beta_a * mu{k}")
-                line(12, f"m{k} = m{k} + omr * kap{k}")
-            line(12, f"mu{k} = m{k} * sg{k}")
-            line(
-                12, f"lam{k} = mu{k} + ln{k} * (one - s{k})" if zero else f"lam{k} = mu{k} + ln{k}"
-            )
-            line(12, f"d{k} = lam{k}")
-    lanes(12, "dht[{k}] = d{k}")
-    return src.text()
 
 
 _fallback_dir: str | None = None
@@ -494,7 +156,7 @@ def _kernel_dir() -> str:
 
 _HEADER = (
     "# generated by spikeloc.engine.cpu_kernels; safe to delete (it is written again when needed)\n"
-    "import numba\n\n\n"
+    "import numba\nimport numpy as np\n\n\n"
 )
 _JIT = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)\n"
 
@@ -621,13 +283,6 @@ def _run_parts(source: str, threads: int, *arrays: np.ndarray) -> None:
     _kernel_threads.omp_parallel()(module.parts.address, hdr.ctypes.data, threads, 0)
 
 
-@cache
-def _lane_kernel(kind: str, flags: tuple, C: int) -> str:
-    """Source of the lane-block kernel (a parallel kernel over batch rows)."""
-    source = _forward_source if kind == "forward" else _backward_source
-    return source(*flags, C)
-
-
 class _slp_vectorize:
     """Context in which numba compiles with LLVM's SLP vectoriser on (off by default in numba;
     read per compilation, so this scopes it to the lane-block kernels)."""
@@ -656,19 +311,25 @@ def _lane_ok(kind: str, n: int, *arrays: np.ndarray | None) -> int | None:
 
 
 def _params(spec, dtype) -> np.ndarray:
-    return np.array(
-        [
-            spec.alpha,
-            spec.threshold,
-            spec.adaptive_beta,
-            spec.rho,
-            1.0 - spec.rho,
-            1.0,
-            0.0,
-            spec.beta,
-        ],
-        dtype=dtype,
-    )
+    return np.array(spec.values(), dtype=dtype)
+
+
+@cache
+def _lif_kernel(direction: str, flags: tuple, lanes: int | None) -> tuple[str, tuple[str, ...]]:
+    """Generated source (:func:`spikeloc.engine.lif_spec.kernel_source`) and array names."""
+    source, names = lif_spec.kernel_source(direction, dict(flags), "numba", lanes)
+    return source, tuple(names)
+
+
+def _run_lif(direction: str, spec, arrays: dict, lanes: int | None, **flags) -> None:
+    source, names = _lif_kernel(direction, tuple(spec.flags(**flags).items()), lanes)
+    args = [arrays[name] for name in names]
+    p = _params(spec, args[0].dtype)
+    if lanes is None:  # the loop kernel: single-threaded, any strides
+        _generated(source)(0, 1, *args, p)
+        return
+    B = args[0].shape[0]
+    _run_parts(source, min(kernel_threads(), B), *args, p)
 
 
 def lif_forward(
@@ -686,21 +347,17 @@ def lif_forward(
     if not spec.beta > 0:
         raise ValueError(f"the surrogate's beta must be positive, got {spec.beta}")
     readout = c is not None
-    flags = (spec.order == "published", spec.reset == "zero", spec.adaptive, spec.needs_u, readout)
     B, T, n = h.shape
-    S = np.empty(h.shape, h.dtype)
-    X = np.empty(h.shape, h.dtype)
-    C = _lane_ok("forward", n, h)
-    U = np.empty(h.shape, h.dtype) if spec.needs_u else np.empty((1, 1, n), h.dtype)
-    R = np.empty((B, n) if readout else (1, n), h.dtype)
-    c = np.ascontiguousarray(c, h.dtype) if readout else np.zeros(1, h.dtype)
-    p = _params(spec, h.dtype)
-    if C is not None:
-        threads = min(kernel_threads(), B)
-        _run_parts(_lane_kernel("forward", flags, C), threads, h, S, X, U, p, c, R)
-    else:
-        _forward_kernel(*flags)(h, S, X, U, p, c, R)
-    return S, X, (U if spec.needs_u else None), (R if readout else None)
+    arrays = {
+        "H": h,
+        "S": np.empty(h.shape, h.dtype),
+        "X": np.empty(h.shape, h.dtype),
+        "U": np.empty(h.shape, h.dtype) if spec.needs_u else None,
+        "C": np.ascontiguousarray(c, h.dtype) if readout else None,
+        "R": np.empty((B, n), h.dtype) if readout else None,
+    }
+    _run_lif("forward", spec, arrays, _lane_ok("forward", n, h), readout=readout)
+    return arrays["S"], arrays["X"], arrays["U"], arrays["R"]
 
 
 def lif_backward(
@@ -714,41 +371,28 @@ def lif_backward(
 ) -> np.ndarray:
     """dL/dh, a new C-contiguous (batch, T, n) array (all arrays indexed (batch, T, n), any
     strides), from dL/dspikes: ``G``, plus, with readout weights ``c`` (T,), the gradient ``gr``
-    (batch, n) of ``R = sum_t c[t] S[:, t]`` (``c[t] gr`` per step: formed inside the adjoint
-    when it runs as a lane-block kernel, never stored). ``G`` may be None when ``gr`` is given.
-    The surrogate derivative is formed inside the adjoint from ``Y``: for the sigmoid surrogate
-    ``Y = sigmoid(X)`` of the forward's record ``X`` (computed by torch, whose ``exp`` this
-    must match), for SuperSpike ``Y = X``; the operations are those of the torch surrogate, so
-    the values are the same bit for bit."""
+    (batch, n) of ``R = sum_t c[t] S[:, t]`` (``c[t] gr`` per step, formed inside the adjoint,
+    never stored). ``G`` may be None when ``gr`` is given. The surrogate derivative is formed
+    inside the adjoint from ``Y``: for the sigmoid surrogate ``Y = sigmoid(X)`` of the
+    forward's record ``X`` (computed by torch, whose ``exp`` this must match), for SuperSpike
+    ``Y = X``; the operations are those of the torch surrogate, so the values are the same bit
+    for bit."""
     readout = gr is not None
     if G is None and not readout:
         raise ValueError("lif_backward needs G, or c and gr")
-    B, T, n = Y.shape
-    if readout:
-        c = np.ascontiguousarray(c, Y.dtype)
-        gr = np.ascontiguousarray(gr, Y.dtype)
-    grad_s = G is not None
-    C = _lane_ok("backward", n, Y, S, U, G)
-    if readout and C is None:  # the loop kernel takes dL/ds as an array: form it
-        Gr = c[None, :, None] * gr[:, None, :]
-        G, readout, grad_s = (Gr if G is None else Gr + G), False, True
-    sigmoid = spec.surrogate == "sigmoid"
-    dh = np.empty(Y.shape, Y.dtype)
-    U = U if U is not None else np.empty((1, 1, n), Y.dtype)
-    p = _params(spec, Y.dtype)
-    if C is not None:
-        flags = (spec.order == "published", spec.reset == "zero", spec.adaptive,
-                 not spec.detach_reset, sigmoid, grad_s, readout)  # fmt: skip
-        G = G if grad_s else np.empty((1, 1, n), Y.dtype)
-        c = c if readout else np.zeros(1, Y.dtype)
-        gr = gr if readout else np.empty((1, n), Y.dtype)
-        threads = min(kernel_threads(), B)
-        _run_parts(_lane_kernel("backward", flags, C), threads, G, Y, S, U, dh, p, c, gr)
-    else:
-        flags = (spec.order == "published", spec.reset == "zero", spec.adaptive,
-                 not spec.detach_reset, sigmoid)  # fmt: skip
-        _backward_kernel(*flags)(G, Y, S, U, dh, p)
-    return dh
+    n = Y.shape[2]
+    arrays = {
+        "G": G,
+        "Y": Y,
+        "S": S,
+        "U": U,
+        "DH": np.empty(Y.shape, Y.dtype),
+        "C": np.ascontiguousarray(c, Y.dtype) if readout else None,
+        "GR": np.ascontiguousarray(gr, Y.dtype) if readout else None,
+    }
+    lanes = _lane_ok("backward", n, Y, S, U, G)
+    _run_lif("adjoint", spec, arrays, lanes, readout=readout, grad_s=G is not None)
+    return arrays["DH"]
 
 
 # ======================================================================================

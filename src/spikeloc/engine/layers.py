@@ -1,36 +1,38 @@
-r"""Fused layers: hand-written BPTT for the hidden LIF layer, a closed-form leaky-integrator
-readout and a sparse input layer -- the fast path behind ``SNN(backend="fused"|"auto")``.
+r"""The fused LIF engine: input currents in, spikes and readouts out -- the fast path behind
+``SNN(backend="fused"|"auto")``.
 
-The numbers are those of the reference time loop (:meth:`spikeloc.core.models.SNN._reference_forward`,
-the equations in :mod:`spikeloc.core.neurons`); only the way they are computed differs:
+**The interface.** :func:`run_lif` takes the currents driving a LIF layer, the layer's options
+(:class:`~spikeloc.engine.lif_spec.LIFSpec`) and its readout (:class:`Readout`), and returns
+:class:`~spikeloc.engine.outputs.SNNOutput` (readout, hidden spikes, output membrane trace),
+with the values of the reference time loop (:meth:`spikeloc.core.models.SNN._reference_forward`,
+the equations of :mod:`spikeloc.core.neurons`). The currents come from any upstream torch
+module as a ``(batch, T, n)`` tensor (a learned-delay convolution, a dendritic filter, noise
+added to a projection: autograd carries the gradient back into it), or from the engine's own
+input layers, named by :class:`SpikeInput` (spikes and a weight matrix), which choose per call
+between a dense GEMM, table look-ups and sparse bags. :func:`unsupported` says, in one phrase,
+why a neuron, device or dtype cannot run here; the caller then runs the reference and says so
+(``SNN`` warns once). :func:`lif_sequence` is the bare recurrence (time-major).
 
-* **One autograd node for the whole recurrence** (:class:`LIFSequence`). The forward loop runs
-  without autograd and writes, per time step, the few tensors the backward pass needs into
-  time-major ``(T, batch, n)`` buffers; the backward pass is a hand-written adjoint loop. For the
-  non-adaptive neuron the adjoint is a linear recurrence whose coefficients are computed a block
-  of steps at a time, leaving two multiply-adds per step (:func:`_backward_published_zero`
-  derives it). The forward loop reproduces the reference rounding step for step
-  (``(alpha * v + h) * (1 - s)``: multiply, add, exact 0/1 mask), so hidden spikes are
-  bit-identical to the reference whenever the input currents are.
-* **CPU engines.** ``numba`` (the default when numba is installed): the forward loop and the
-  adjoint run as compiled kernels over all time steps (:mod:`spikeloc.engine.cpu_kernels`, one
-  specialised kernel per option combination, cached on disk; for layers of up to 128 units, a
-  multiple of 8, the adjoint -- and the forward pass up to 32 units -- runs as a generated
-  kernel that keeps every unit's state in SIMD registers, with the same results bit for bit),
-  with the sigmoid's ``exp`` evaluated by torch over all steps at once and the surrogate
-  derivative formed inside the adjoint. The kernels that run in parts (the block kernels, the
-  table scatter) use torch's own OpenMP threads. ``eager``
-  (``SPIKELOC_CPU_ENGINE=eager``): the per-step loops below, as torch ops or, for the published
-  neuron, numpy ufuncs on views of the same buffers (same IEEE arithmetic, a third of torch's
-  per-call cost).
+* **One autograd node for the whole recurrence** (:class:`LIFSequence`). The forward kernel
+  runs over all time steps without autograd and records, per step, what the adjoint needs;
+  the backward pass is the hand-derived adjoint, also one kernel over time. Both are generated
+  from the single specification in :mod:`spikeloc.engine.lif_spec` (both update orders, reset
+  zero/subtract, ``detach_reset``, adaptive threshold, sigmoid/SuperSpike surrogates with any
+  beta, separate time constants): on the CPU as numba kernels (:mod:`spikeloc.engine.cpu_kernels`:
+  loop kernels, and lane-block SIMD kernels for layers of up to 128 units, a multiple of 8),
+  on CUDA as Triton kernels (:mod:`spikeloc.engine.gpu_kernels`, float32/float64, checked once
+  against the CPU kernels). The forward pass performs the reference step's operations in its
+  order, so hidden spikes are bit-identical to the reference whenever the input currents are.
+  With neither back end (CUDA without triton, CPU without numba, other dtypes),
+  :func:`unsupported` names the gap and the reference loop runs.
 * **Closed-form readout.** For ``mean_membrane``/``regression`` the time-mean of the leaky
   integrator is a fixed weighted sum over time, ``mean_t out_t = sum_k c_k I_k`` with
   ``I = spikes @ W2`` (:func:`li_mean_weights`), so the readout is ``(c @ spikes) @ W2`` -- no
-  output time loop. On the compiled CPU path (no dropout) ``c @ spikes`` is summed inside the
-  LIF forward kernel and its gradient ``c_t dL/dr`` formed inside the adjoint
-  (:class:`LIFReadout`); elsewhere it is one batched product (:class:`TimeWeightedSum`). The
-  membrane trace ``output_v`` is computed when first read (:class:`FusedSNNOutput`), in blocks
-  by :func:`li_trace` (block-Toeplitz, no per-step loop).
+  output time loop. On the CPU (no dropout) ``c @ spikes`` is summed inside the LIF forward
+  kernel and its gradient ``c_t dL/dr`` formed inside the adjoint (:class:`LIFWithReadout`);
+  elsewhere it is one batched product (:class:`TimeWeightedSum`). The membrane trace
+  ``output_v`` is computed when first read (:class:`FusedSNNOutput`), in blocks by
+  :func:`li_trace` (block-Toeplitz, no per-step loop).
 * **Input layer.** Three implementations of ``h = x @ W1``, chosen per call by
   :func:`choose_input_mode` (``set_input_mode`` or ``SPIKELOC_INPUT_MODE`` force one):
 
@@ -50,47 +52,42 @@ the equations in :mod:`spikeloc.core.neurons`); only the way they are computed d
   - *sparse* (:class:`InputProjection`), for float or integer input when few inputs spike:
     ``F.embedding_bag`` over the spike indices and ``dW1`` a second ``embedding_bag`` over the
     gradient rows, used up to :data:`SPARSE_MAX_DENSITY`; again float rounding only.
-* **GPU.** On CUDA the same recurrence runs as one Triton kernel over time when ``triton`` is
-  importable (float32; checked once against the eager loop), else the per-step torch loop is
-  captured once per shape into a CUDA graph (:class:`StaticLoop`) and replayed. Nothing here
-  imports triton on the CPU path.
 
-All options are covered -- both update orders, reset zero/subtract, ``detach_reset``, adaptive
-threshold, separate time constants, sigmoid/SuperSpike surrogates with any beta, dropout (the
-mask drawn by ``SNN.dropout_mask`` as in the reference), Dale weights (passed in as effective
-weights), every readout -- so ``supports(model)`` is True for every hidden-layer model.
+Dropout is a mask the caller draws (``SNN.dropout_mask``, as in the reference) and passes in;
+Dale weights arrive as effective weights. Nothing here imports triton on the CPU path.
+
+**Ensembles** (a later step): a leading member dimension ``(E, batch, T, n)`` of currents, with
+per-member values in the spec (see :mod:`spikeloc.engine.lif_spec`) and per-member readout
+weights ``(E, n, n_out)``: the recurrence folds members into its rows, the readout's products
+become batched products; the interface above keeps its shape.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import math
 import os
-import threading
-import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from spikeloc.engine import cpu_kernels
+from spikeloc.engine.lif_spec import LIFSpec, unsupported_feature
 from spikeloc.engine.outputs import SNNOutput, as_float_spikes
 from spikeloc.engine.runtime import configure_runtime
 
-if TYPE_CHECKING:
-    from spikeloc.core.neurons import LIFParameters
-
 __all__ = [
     "LIFSpec",
+    "Readout",
+    "SpikeInput",
     "SPARSE_MAX_DENSITY",
     "ensure_runtime",
-    "supports",
-    "fused_forward",
+    "unsupported",
+    "run_lif",
     "lif_sequence",
     "input_projection",
     "TableInput",
@@ -99,7 +96,6 @@ __all__ = [
     "set_input_mode",
     "li_mean_weights",
     "li_trace",
-    "StaticLoop",
 ]
 
 #: The sparse input layer is used for float or integer input (bool spikes take the table layer)
@@ -124,599 +120,35 @@ def ensure_runtime() -> None:
 
 
 # ======================================================================================
-# The recurrence: static description
+# The recurrence: back ends and the autograd nodes
 # ======================================================================================
 
 
-@dataclass(frozen=True)
-class LIFSpec:
-    """Everything the fused recurrence needs to know about a LIF layer (hashable)."""
-
-    alpha: float
-    threshold: float
-    reset: str = "zero"
-    order: str = "published"
-    detach_reset: bool = False
-    surrogate: str = "sigmoid"
-    beta: float = 5.0
-    adaptive_beta: float = 0.0
-    rho: float = 0.0
-
-    @classmethod
-    def from_params(cls, p: LIFParameters) -> LIFSpec:
-        if p.reset not in ("zero", "subtract"):
-            raise ValueError(f"unknown reset {p.reset!r}")
-        if p.update_order not in ("published", "immediate"):
-            raise ValueError(f"unknown update_order {p.update_order!r}")
-        if p.surrogate not in ("sigmoid", "superspike"):
-            raise ValueError(f"unknown surrogate {p.surrogate!r}")
-        adaptive = float(p.adaptive_beta)
-        return cls(
-            alpha=p.alpha,
-            threshold=float(p.threshold),
-            reset=p.reset,
-            order=p.update_order,
-            detach_reset=bool(p.detach_reset),
-            surrogate=p.surrogate,
-            beta=float(p.beta),
-            adaptive_beta=adaptive,
-            rho=p.rho if adaptive else 0.0,
-        )
-
-    @property
-    def adaptive(self) -> bool:
-        return self.adaptive_beta != 0.0
-
-    @property
-    def needs_u(self) -> bool:
-        """Whether backward needs the pre-reset potential (reset-to-zero gradient ``-u``)."""
-        return self.reset == "zero" and not self.detach_reset
-
-
-class _Consts:
-    """Scalars as the per-step ops like them: 0-dim tensors on the CPU (a Python float costs a
-    scalar-to-tensor wrap per op, ~2 us), plain floats elsewhere (capture-safe on CUDA)."""
-
-    def __init__(self, spec: LIFSpec, like: torch.Tensor):
-        cpu = like.device.type == "cpu"
-
-        def c(value: float):
-            return torch.tensor(value, dtype=like.dtype) if cpu else value
-
-        self.theta = c(spec.threshold)
-        self.alpha = c(spec.alpha)
-        self.zero = c(0.0)
-        # an operand that must be a tensor (fill kernel on CUDA: safe inside graph capture)
-        self.neg_theta = torch.full((), -spec.threshold, dtype=like.dtype, device=like.device)
-        self.neg_beta_theta = torch.full(
-            (), -spec.beta * spec.threshold, dtype=like.dtype, device=like.device
-        )
-
-
-def _surrogate_grad_(x: torch.Tensor, spec: LIFSpec, *, scaled: bool = False) -> torch.Tensor:
-    """The surrogate derivative at ``x``, computed in place in ``x`` (returns ``x``).
-    ``scaled``: ``x`` already holds ``beta * x`` (sigmoid surrogate only)."""
-    if spec.surrogate == "sigmoid":
-        # beta * sig(beta x) * (1 - sig(beta x))
-        if not scaled:
-            x.mul_(spec.beta)
-        x.sigmoid_()
-        beta = x.new_full((), spec.beta)
-        return torch.ops.aten.sigmoid_backward.grad_input(beta, x, grad_input=x)
-    # SuperSpike: 1 / (beta |x| + 1)^2
-    return x.abs_().mul_(spec.beta).add_(1.0).square_().reciprocal_()
-
-
-_BLOCK_BYTES = 2 << 20
-
-
-_torch_loops = contextvars.ContextVar("spikeloc_torch_loops", default=False)
-
-
-def _use_numpy(t: torch.Tensor) -> bool:
-    """Run a per-step loop as numpy ufuncs on views of ``t``'s buffers (CPU float32/float64;
-    not inside :class:`StaticLoop`, whose loops must be torch ops)."""
-    return (
-        t.device.type == "cpu"
-        and t.dtype in (torch.float32, torch.float64)
-        and not _torch_loops.get()
-    )
-
-
-def _block_steps(x: torch.Tensor) -> int:
-    """Time steps per block for the vectorised parts of the backward pass: ~2 MB per buffer,
-    so a block's coefficients are still in cache when the loop reads them (T=1000, H=100:
-    57 ms instead of 67 ms for the whole adjoint on one core)."""
-    per_step = max(1, x[0].numel() * x.element_size())
-    return max(8, _BLOCK_BYTES // per_step)
-
-
-def _new(like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised contiguous buffer shaped like ``like`` (whatever its strides)."""
-    return torch.empty(like.shape, dtype=like.dtype, device=like.device)
-
-
-# ======================================================================================
-# Forward loops (time-major buffers, no autograd). Each writes into preallocated buffers so
-# the same function can be captured into a CUDA graph. Rounding follows the reference step.
-# ======================================================================================
-
-
-def _forward_published_zero(h: torch.Tensor, spec: LIFSpec):
-    """``s_{t+1} = H(v_t - theta)``, ``u_{t+1} = alpha v_t + h_t``, ``v_{t+1} = u_{t+1}(1 - s_t)``.
-
-    Stores ``U[t] = u_t`` (pre-reset potential, ``u_0 = 0``) and ``M[t] = 1 - s_t``; then
-    ``v_t = U[t] * M[t-1]`` exactly (``M`` is 0/1), and ``U[t+1] = alpha * v_t + h_t`` with the
-    reference's two roundings (multiply, then add). On the CPU the loop runs numpy ufuncs on
-    views of the same buffers (identical IEEE arithmetic, a third of torch's per-call cost);
-    elsewhere torch ops (capturable in a CUDA graph).
-    """
-    T = h.shape[0]
-    U = _new(h)
-    M = _new(h)
-    U[0].zero_()
-    M[0].fill_(1.0)
-    if T > 1:
-        torch.le(U[0], spec.threshold, out=M[1])  # s_1 = H(v_0 - theta), v_0 = 0
-        U[1].copy_(h[0])  # u_1 = alpha * 0 + h_0
-    if T <= 2:
-        return M, (U, M)
-    if _use_numpy(h):
-        # a contiguous copy of strided currents (the dense layer's padded GEMM output) is
-        # cheaper than numpy iterating short rows every step
-        hn, Un, Mn = h.detach().contiguous().numpy(), U.numpy(), M.numpy()
-        v = np.empty_like(Un[0])
-        alpha, theta = Un.dtype.type(spec.alpha), Un.dtype.type(spec.threshold)
-        hs, Us, Ms = list(hn), list(Un), list(Mn)
-        mul, le, add = np.multiply, np.less_equal, np.add
-        for t in range(1, T - 1):
-            mul(Us[t], Ms[t - 1], out=v)  # v_t
-            le(v, theta, out=Ms[t + 1])  # 1 - s_{t+1}
-            mul(v, alpha, out=Us[t + 1])
-            add(Us[t + 1], hs[t], out=Us[t + 1])  # u_{t+1}
-        return M, (U, M)
-    k = _Consts(spec, h)
-    v = torch.empty_like(U[0])
-    hs, Us, Ms = h.unbind(0), U.unbind(0), M.unbind(0)
-    le, mul, addcmul, alpha, theta = torch.le, torch.mul, torch.addcmul, spec.alpha, k.theta
-    for t in range(1, T - 1):
-        mul(Us[t], Ms[t - 1], out=v)  # v_t
-        le(v, theta, out=Ms[t + 1])  # 1 - s_{t+1}
-        # u_{t+1} = h_t + alpha * (u_t * m_{t-1}): the product with 0/1 is exact, so this is
-        # alpha * v_t + h_t with the same two roundings
-        addcmul(hs[t], Us[t], Ms[t - 1], value=alpha, out=Us[t + 1])
-    return M, (U, M)
-
-
-def _forward_published_subtract(h: torch.Tensor, spec: LIFSpec):
-    """``s_{t+1} = H(v_t - theta)``, ``v_{t+1} = alpha v_t + h_t - theta s_t``; stores V, S."""
-    T = h.shape[0]
-    k = _Consts(spec, h)
-    V = _new(h)
-    S = _new(h)
-    hs, Vs, Ss = h.unbind(0), V.unbind(0), S.unbind(0)
-    Vs[0].zero_()
-    Ss[0].zero_()
-    theta_f = spec.threshold
-    for t in range(T - 1):
-        torch.gt(Vs[t], k.theta, out=Ss[t + 1])
-        torch.mul(Vs[t], k.alpha, out=Vs[t + 1])
-        Vs[t + 1].add_(hs[t])
-        Vs[t + 1].sub_(Ss[t], alpha=theta_f)  # theta * s is exact (s is 0/1): one rounding
-    return S, (V, S)
-
-
-def _forward_immediate_zero(h: torch.Tensor, spec: LIFSpec):
-    """``u_t = alpha v_{t-1} + h_t``, ``s_t = H(u_t - theta)``, ``v_t = u_t (1 - s_t)``; U, M."""
-    T = h.shape[0]
-    k = _Consts(spec, h)
-    U = _new(h)
-    M = _new(h)
-    hs, Us, Ms = h.unbind(0), U.unbind(0), M.unbind(0)
-    Us[0].copy_(hs[0])
-    torch.le(Us[0], k.theta, out=Ms[0])
-    le, addcmul, alpha, theta = torch.le, torch.addcmul, spec.alpha, k.theta
-    for t in range(1, T):
-        addcmul(hs[t], Us[t - 1], Ms[t - 1], value=alpha, out=Us[t])
-        le(Us[t], theta, out=Ms[t])
-    return M, (U, M)
-
-
-def _forward_immediate_subtract(h: torch.Tensor, spec: LIFSpec):
-    """``u_t = alpha v_{t-1} + h_t``, ``s_t = H(u_t - theta)``, ``v_t = u_t - theta s_t``; U, S."""
-    T = h.shape[0]
-    k = _Consts(spec, h)
-    U = _new(h)
-    S = _new(h)
-    v = _new(h[0]).zero_()
-    hs, Us, Ss = h.unbind(0), U.unbind(0), S.unbind(0)
-    theta_f = spec.threshold
-    for t in range(T):
-        torch.mul(v, k.alpha, out=Us[t])
-        Us[t].add_(hs[t])
-        torch.gt(Us[t], k.theta, out=Ss[t])
-        torch.sub(Us[t], Ss[t], alpha=theta_f, out=v)
-    return S, (U, S)
-
-
-def _forward_adaptive(h: torch.Tensor, spec: LIFSpec):
-    """Adaptive threshold ``theta_t = theta + beta_a a``, ``a <- rho a + (1 - rho) s`` (either
-    order, either reset). Stores X (the surrogate argument), S and, when backward needs it, U."""
-    T = h.shape[0]
-    k = _Consts(spec, h)
-    X = _new(h)
-    S = _new(h)
-    U = _new(h) if spec.needs_u else None
-    v = _new(h[0]).zero_()
-    a = _new(h[0]).zero_()
-    thr = _new(h[0])
-    u_scratch = _new(h[0])
-    hs, Xs, Ss = h.unbind(0), X.unbind(0), S.unbind(0)
-    Us = U.unbind(0) if U is not None else None
-    theta_f, beta_a, rho = spec.threshold, spec.adaptive_beta, spec.rho
-    zero = spec.reset == "zero"
-    if spec.order == "published":
-        Ss[0].zero_()
-        Xs[T - 1].zero_()  # unused: s_T is not recorded
-        if Us is not None:
-            Us[0].zero_()
-        for t in range(T - 1):
-            torch.mul(a, beta_a, out=thr)
-            thr.add_(theta_f)  # theta + beta_a * a_t
-            torch.sub(v, thr, out=Xs[t])
-            torch.gt(Xs[t], k.zero, out=Ss[t + 1])  # s_{t+1} = H(v_t - theta_t)
-            u = Us[t + 1] if Us is not None else u_scratch
-            torch.mul(v, k.alpha, out=u)
-            u.add_(hs[t])
-            if zero:
-                torch.addcmul(u, u, Ss[t], value=-1.0, out=v)  # u (1 - s_t), exact
-            else:
-                torch.sub(u, Ss[t], alpha=theta_f, out=v)
-            a.mul_(rho).add_(Ss[t + 1], alpha=1.0 - rho)
-    else:
-        for t in range(T):
-            u = Us[t] if Us is not None else u_scratch
-            torch.mul(v, k.alpha, out=u)
-            u.add_(hs[t])
-            torch.mul(a, beta_a, out=thr)
-            thr.add_(theta_f)  # theta + beta_a * a_{t-1}
-            torch.sub(u, thr, out=Xs[t])
-            torch.gt(Xs[t], k.zero, out=Ss[t])
-            if zero:
-                torch.addcmul(u, u, Ss[t], value=-1.0, out=v)
-            else:
-                torch.sub(u, Ss[t], alpha=theta_f, out=v)
-            a.mul_(rho).add_(Ss[t], alpha=1.0 - rho)
-    saved = (X, S, U) if U is not None else (X, S)
-    return S, saved
-
-
-def _forward_loop(spec: LIFSpec) -> Callable:
-    if spec.adaptive:
-        return _forward_adaptive
-    if spec.order == "published":
-        return _forward_published_zero if spec.reset == "zero" else _forward_published_subtract
-    return _forward_immediate_zero if spec.reset == "zero" else _forward_immediate_subtract
-
-
-def _spikes_are_complement(spec: LIFSpec) -> bool:
-    """Whether the forward loop records ``1 - s`` (reset-to-zero, non-adaptive) instead of ``s``."""
-    return spec.reset == "zero" and not spec.adaptive
-
-
-# ======================================================================================
-# Backward loops. ``G`` is dL/d(spikes) time-major (T, batch, n), any strides; each returns
-# dL/dh time-major. Notation: sigma'_t = surrogate derivative at the spike's argument.
-# ======================================================================================
-
-
-def _backward_published_zero(G: torch.Tensor, saved, spec: LIFSpec) -> torch.Tensor:
-    r"""Adjoint of the published order with reset to zero (no adaptation).
-
-    With ``lam_t = dL/dv_t``, ``mu_t = dL/ds_t`` (total), ``D_t = alpha (1 - s_t)``,
-    ``R_t = dv_{t+1}/ds_t = -u_{t+1}`` (0 when ``detach_reset``)::
-
-        lam_t = mu_{t+1} sigma'_t + lam_{t+1} D_t,      mu_t = g_t + lam_{t+1} R_t
-        => lam_t = g_{t+1} sigma'_t + D_t lam_{t+1} - u_{t+2} sigma'_t lam_{t+2}
-
-    a linear recurrence whose coefficients are known after the forward pass; then
-    ``dL/dh_t = lam_{t+1} (1 - s_t)``, with ``lam_{T-1} = 0`` (``v_{T-1}`` reaches no recorded
-    spike) and ``dL/dh_{T-1} = 0``. The coefficients are computed a block of time steps at a
-    time, just before the loop needs them (cache-resident), and ``lam`` turns into ``dL/dh`` in
-    place once a block no longer needs it.
-    """
-    U, M = saved
-    T = U.shape[0]
-    lam = torch.empty((T + 1,) + U.shape[1:], dtype=U.dtype, device=U.device)
-    if T < 3:
-        lam.zero_()
-        return lam[1:]
-    lam[T - 1 :].zero_()
-    k = _Consts(spec, U)
-    coupled = not spec.detach_reset
-    alpha = spec.alpha
-    block = _block_steps(U)
-    P = torch.empty((min(block, T - 2),) + U.shape[1:], dtype=U.dtype, device=U.device)
-    cpu = _use_numpy(U)
-    if cpu:
-        Ln = lam.numpy()
-        tmp = np.empty_like(Ln[0])
-    else:
-        Ls, Ms = lam.unbind(0), M.unbind(0)
-    done = T + 1  # lam[done:] already holds dL/dh
-    hi = T - 2
-    while hi >= 1:
-        lo = max(1, hi - block + 1)
-        n = hi - lo + 1
-        p = P[:n]
-        # sigma'_t at v_t = u_t (1 - s_{t-1}), t = lo..hi
-        if spec.surrogate == "sigmoid":  # beta (v_t - theta) in one pass
-            torch.addcmul(k.neg_beta_theta, U[lo : hi + 1], M[lo - 1 : hi], value=spec.beta, out=p)
-            _surrogate_grad_(p, spec, scaled=True)
-        else:
-            torch.addcmul(k.neg_theta, U[lo : hi + 1], M[lo - 1 : hi], out=p)
-            _surrogate_grad_(p, spec)
-        torch.mul(G[lo + 1 : hi + 2], p, out=lam[lo : hi + 1])  # g_{t+1} sigma'_t
-        n2 = min(hi, T - 3) - lo + 1  # u_{t+2} exists for t <= T-3
-        if coupled and n2 > 0:
-            p[:n2].mul_(U[lo + 2 : lo + 2 + n2])
-        top = min(hi, T - 3)
-        if cpu:  # numpy ufuncs on the same buffers: a third of torch's per-call cost
-            Pn = p.numpy()
-            Dn = torch.mul(M[lo : top + 1], alpha).numpy()  # D_t = alpha (1 - s_t)
-            mul, add, sub = np.multiply, np.add, np.subtract
-            for t in range(top, lo - 1, -1):
-                mul(Dn[t - lo], Ln[t + 1], out=tmp)
-                add(Ln[t], tmp, out=Ln[t])
-                if coupled:
-                    mul(Pn[t - lo], Ln[t + 2], out=tmp)
-                    sub(Ln[t], tmp, out=Ln[t])
-        else:
-            Ps = p.unbind(0)
-            for t in range(top, lo - 1, -1):
-                Ls[t].addcmul_(Ms[t], Ls[t + 1], value=alpha)
-                if coupled:
-                    Ls[t].addcmul_(Ps[t - lo], Ls[t + 2], value=-1.0)
-        # lam_s for s >= lo + 2 is final and no longer read: turn it into dL/dh_{s-1}
-        lam[lo + 2 : done].mul_(M[lo + 1 : done - 1])
-        done = lo + 2
-        hi = lo - 1
-    lam[1:done].mul_(M[0 : done - 1])
-    return lam[1:]
-
-
-def _backward_published_subtract(G: torch.Tensor, saved, spec: LIFSpec) -> torch.Tensor:
-    """As :func:`_backward_published_zero` with ``D_t = alpha``, ``R_t = -theta``, ``E_t = 1``."""
-    V, _S = saved
-    T = V.shape[0]
-    lam = torch.zeros((T + 1,) + V.shape[1:], dtype=V.dtype, device=V.device)
-    if T < 3:
-        return lam[1:]
-    k = _Consts(spec, V)
-    P = V[1 : T - 1] - k.theta
-    _surrogate_grad_(P, spec)
-    torch.mul(G[2:T], P, out=lam[1 : T - 1])
-    coupled = not spec.detach_reset
-    if coupled:
-        P.mul_(spec.threshold)
-    Ls, Ps = lam.unbind(0), P.unbind(0)
-    alpha = spec.alpha
-    for t in range(T - 3, 0, -1):
-        Ls[t].add_(Ls[t + 1], alpha=alpha)
-        if coupled:
-            Ls[t].addcmul_(Ps[t - 1], Ls[t + 2], value=-1.0)
-    return lam[1:]  # dL/dh_t = lam_{t+1}
-
-
-def _backward_immediate(G: torch.Tensor, saved, spec: LIFSpec) -> torch.Tensor:
-    r"""Adjoint of the immediate order (no adaptation). With ``nu_t = dL/du_t``::
-
-        nu_t = g_t sigma'_t + alpha (R_t sigma'_t + E_t) nu_{t+1},   dL/dh_t = nu_t
-
-    ``R_t = -u_t`` (zero) or ``-theta`` (subtract), 0 when detached; ``E_t = 1 - s_t`` or 1.
-    """
-    U, SM = saved  # SM = 1 - s (zero reset) or s (subtract)
-    T = U.shape[0]
-    k = _Consts(spec, U)
-    sig = U - k.theta
-    _surrogate_grad_(sig, spec)
-    nu = torch.mul(G, sig)
-    zero = spec.reset == "zero"
-    # Q_t = alpha (R_t sigma'_t + E_t), in place in sig
-    if spec.detach_reset:
-        if zero:
-            torch.mul(SM, spec.alpha, out=sig)
-        else:
-            sig.fill_(spec.alpha)
-    elif zero:
-        sig.mul_(U).neg_().add_(SM).mul_(spec.alpha)
-    else:
-        sig.mul_(-spec.threshold).add_(1.0).mul_(spec.alpha)
-    Ns, Qs = nu.unbind(0), sig.unbind(0)
-    for t in range(T - 2, -1, -1):
-        Ns[t].addcmul_(Qs[t], Ns[t + 1])
-    return nu
-
-
-def _backward_adaptive(G: torch.Tensor, saved, spec: LIFSpec) -> torch.Tensor:
-    r"""General adjoint with the adaptive threshold (``kap_t = dL/da_t``).
-
-    Published order (``q = mu_{t+1} sigma'_t``)::
-
-        lam_t = q + lam_{t+1} D_t;  kap_t = rho kap_{t+1} - beta_a q
-        mu_t  = g_t + lam_{t+1} R_t + (1 - rho) kap_t;  dL/dh_t = lam_{t+1} E_t
-
-    Immediate order (``lam_t = alpha nu_{t+1}``)::
-
-        kap_t = rho kap_{t+1} - beta_a mu_{t+1} sigma'_{t+1}
-        mu_t  = g_t + (1 - rho) kap_t + lam_t R_t;  nu_t = mu_t sigma'_t + lam_t E_t = dL/dh_t
-    """
-    X, S = saved[0], saved[1]
-    U = saved[2] if len(saved) > 2 else None
-    T = X.shape[0]
-    sig = _surrogate_grad_(X.clone(), spec)
-    zero = spec.reset == "zero"
-    M = torch.sub(1.0, S) if zero else None
-    alpha, rho, beta_a, theta = spec.alpha, spec.rho, spec.adaptive_beta, spec.threshold
-    detach = spec.detach_reset
-    mu = torch.empty_like(X[0])
-    q = torch.empty_like(X[0])
-    kap = torch.zeros_like(X[0])
-    Gs, sigs = G.unbind(0), sig.unbind(0)
-    Ms = M.unbind(0) if M is not None else None
-    Us = U.unbind(0) if U is not None else None
-    if spec.order == "published":
-        lam = torch.zeros_like(X)
-        Ls = lam.unbind(0)
-        mu.copy_(Gs[T - 1])
-        for t in range(T - 2, -1, -1):
-            torch.mul(mu, sigs[t], out=q)
-            if zero:
-                torch.addcmul(q, Ms[t], Ls[t + 1], value=alpha, out=Ls[t])
-            else:
-                torch.add(q, Ls[t + 1], alpha=alpha, out=Ls[t])
-            kap.mul_(rho).sub_(q, alpha=beta_a)
-            if t == 0:
-                break
-            if detach:
-                mu.copy_(Gs[t])
-            elif zero:
-                torch.addcmul(Gs[t], Ls[t + 1], Us[t + 1], value=-1.0, out=mu)
-            else:
-                torch.sub(Gs[t], Ls[t + 1], alpha=theta, out=mu)
-            mu.add_(kap, alpha=1.0 - rho)
-        dh = torch.zeros_like(X)
-        if zero:
-            torch.mul(lam[1:T], M[: T - 1], out=dh[: T - 1])
-        else:
-            dh[: T - 1] = lam[1:T]
-        return dh
-    nu = torch.empty_like(X)
-    Ns = nu.unbind(0)
-    lam = torch.empty_like(X[0])
-    torch.mul(Gs[T - 1], sigs[T - 1], out=q)  # lam_{T-1} = kap_{T-1} = 0
-    Ns[T - 1].copy_(q)
-    for t in range(T - 2, -1, -1):
-        torch.mul(Ns[t + 1], alpha, out=lam)
-        kap.mul_(rho).sub_(q, alpha=beta_a)
-        if detach:
-            mu.copy_(Gs[t])
-        elif zero:
-            torch.addcmul(Gs[t], lam, Us[t], value=-1.0, out=mu)
-        else:
-            torch.sub(Gs[t], lam, alpha=theta, out=mu)
-        mu.add_(kap, alpha=1.0 - rho)
-        torch.mul(mu, sigs[t], out=q)
-        if zero:
-            torch.addcmul(q, lam, Ms[t], out=Ns[t])
-        else:
-            torch.add(q, lam, out=Ns[t])
-    return nu
-
-
-def _backward_loop(spec: LIFSpec) -> Callable:
-    if spec.adaptive:
-        return _backward_adaptive
-    if spec.order == "published":
-        return _backward_published_zero if spec.reset == "zero" else _backward_published_subtract
-    return _backward_immediate
-
-
-def _spikes_from_record(rec: torch.Tensor, complemented: bool) -> torch.Tensor:
-    """Time-major float spikes from the record (``1 - record`` when it holds ``1 - s``)."""
-    return torch.sub(1.0, rec) if complemented else rec
-
-
-# ======================================================================================
-# Execution back ends for the loops: eager (CPU), CUDA graph, Triton
-# ======================================================================================
-
-
-class StaticLoop:
-    """``fn(*inputs) -> tuple of tensors`` run on static buffers, captured into a CUDA graph.
-
-    The inputs are copied into buffers owned by this object; with ``capture=True`` (CUDA) the
-    call is recorded once into a :class:`torch.cuda.CUDAGraph` and replayed, so a T-step loop
-    costs one graph launch instead of several kernel launches per step. With ``capture=False``
-    the same function runs eagerly on the same static buffers -- the identical code path
-    without the graph, which is how the CPU test-suite checks this wrapper.
-    Outputs are cloned, so results of earlier calls are never overwritten.
-    """
-
-    def __init__(self, fn: Callable, example_inputs: Sequence[torch.Tensor], *, capture: bool):
-        self.fn = fn
-        self.static_inputs = [t.detach().clone() for t in example_inputs]
-        self.graph = None
-        self.static_outputs: tuple = ()
-        if capture:
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(2):  # warm-up outside the graph (allocator, lazy init)
-                    fn(*self.static_inputs)
-            torch.cuda.current_stream().wait_stream(stream)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.static_outputs = tuple(fn(*self.static_inputs))
-
-    def __call__(self, *inputs: torch.Tensor) -> tuple:
-        for buf, t in zip(self.static_inputs, inputs, strict=True):
-            buf.copy_(t)
-        if self.graph is None:
-            out = tuple(self.fn(*self.static_inputs))
-        else:
-            self.graph.replay()
-            out = self.static_outputs
-        return tuple(o.clone() for o in out)
-
-
-_graph_cache: OrderedDict = OrderedDict()
-_graph_lock = threading.Lock()
-_GRAPH_CACHE_SIZE = 16
-_triton_state: dict[str, Any] = {}
-
-
-def _cuda_engine(h: torch.Tensor, spec: LIFSpec) -> str:
-    """``triton`` | ``graph`` | ``eager`` on CUDA (``SPIKELOC_CUDA_ENGINE`` overrides)."""
-    forced = os.environ.get("SPIKELOC_CUDA_ENGINE")
-    if forced in ("triton", "graph", "eager"):
-        return forced
-    if h.dtype == torch.float32 and _triton_ok(spec, h.device):
-        return "triton"
-    return "graph"
-
-
-def _cpu_engine(h: torch.Tensor) -> str:
-    """``numba`` | ``eager`` on the CPU (``SPIKELOC_CPU_ENGINE`` overrides)."""
-    forced = os.environ.get("SPIKELOC_CPU_ENGINE")
-    if forced in ("numba", "eager"):
-        return forced
-    if h.dtype in (torch.float32, torch.float64) and cpu_kernels.available():
-        return "numba"
-    return "eager"
-
-
-def _static_loop(kind: str, spec: LIFSpec, fn: Callable, inputs: Sequence[torch.Tensor]):
-    """The cached :class:`StaticLoop` for this loop, spec and input shapes."""
-    key = (kind, spec, tuple((t.shape, t.dtype, t.stride()) for t in inputs), inputs[0].device)
-    with _graph_lock:
-        loop = _graph_cache.get(key)
-        if loop is None:
-            loop = StaticLoop(fn, inputs, capture=inputs[0].device.type == "cuda")
-            _graph_cache[key] = loop
-            while len(_graph_cache) > _GRAPH_CACHE_SIZE:
-                _graph_cache.popitem(last=False)
-        else:
-            _graph_cache.move_to_end(key)
-    return loop
+def _gpu():
+    from spikeloc.engine import gpu_kernels  # imports triton lazily; never on the CPU path
+
+    return gpu_kernels
+
+
+def backend_for(device: torch.device | str, dtype: torch.dtype) -> str | None:
+    """``numba`` (CPU) or ``triton`` (CUDA) for tensors on ``device`` of ``dtype``, or None
+    when neither runs there."""
+    device = torch.device(device)
+    if dtype not in (torch.float32, torch.float64):
+        return None
+    if device.type == "cpu":
+        return "numba" if cpu_kernels.available() else None
+    if device.type == "cuda":
+        return "triton" if _gpu().available() else None
+    return None
 
 
 def _numba_forward(h: torch.Tensor, spec: LIFSpec, c: torch.Tensor | None = None):
     """The compiled CPU kernel (:func:`spikeloc.engine.cpu_kernels.lif_forward`) on time-major ``h``
     (T, batch, n), any strides (read in place). The records are batch-major in memory and
     returned as time-major views: the layout in which the dense input layer produced ``h`` and
-    in which the readout's gradient comes back. With readout weights ``c`` (T,), also returns
-    ``sum_t c_t s_t`` (batch, n), else None."""
+    in which the readout's gradient comes back. Returns ``(spikes, saved, r)``: with readout
+    weights ``c`` (T,), ``r = sum_t c_t s_t`` (batch, n), else None."""
     cn = c.numpy() if c is not None else None
     S, X, U, R = cpu_kernels.lif_forward(h.detach().transpose(0, 1).numpy(), spec, cn)
     recs = (X, S) if U is None else (X, S, U)
@@ -753,89 +185,51 @@ def _numba_backward(
     return torch.from_numpy(dh).transpose(0, 1)
 
 
-def _run_forward(h: torch.Tensor, spec: LIFSpec, engine: str):
-    """``(record, complemented, saved)``: the time-major spike record (``1 - s`` when
-    ``complemented``) and the tensors backward needs."""
-    if engine == "numba":
-        rec, saved, _ = _numba_forward(h, spec)
-        return rec, False, saved
-    if engine == "triton":
-        rec, saved = _triton_forward(h.contiguous(), spec)
-        return rec, False, saved
-    fn = _forward_loop(spec)
-    if engine == "graph":
-        h = h.contiguous()
-        token = _torch_loops.set(True)
-        try:
-            out = _static_loop("fwd", spec, lambda x: _flat(fn(x, spec)), [h])(h)
-        finally:
-            _torch_loops.reset(token)
-        rec, saved = out[0], tuple(out[1:])
-    else:
-        rec, saved = fn(h, spec)
-    return rec, _spikes_are_complement(spec), saved
-
-
-def _flat(result) -> tuple:
-    rec, saved = result
-    return (rec, *saved)
-
-
-def _run_backward(G: torch.Tensor, saved: tuple, spec: LIFSpec, engine: str) -> torch.Tensor:
-    if engine == "numba":
-        return _numba_backward(G, saved, spec)
-    if engine == "triton":
-        return _triton_backward(G, saved, spec)
-    fn = _backward_loop(spec)
-    if engine == "graph":
-        G = G.contiguous()
-        token = _torch_loops.set(True)
-        try:
-            loop = _static_loop("bwd", spec, lambda g, *s: (fn(g, s, spec),), [G, *saved])
-            return loop(G, *saved)[0]
-        finally:
-            _torch_loops.reset(token)
-    return fn(G, saved, spec)
-
-
-# ======================================================================================
-# The autograd node
-# ======================================================================================
-
-
 class LIFSequence(torch.autograd.Function):
     """A LIF layer over all time steps: time-major input currents ``h`` (T, batch, n), any
-    strides -> time-major spikes (T, batch, n); backward is the hand-written adjoint."""
+    strides -> time-major spikes (T, batch, n); backward is the adjoint kernel."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, spec: LIFSpec, engine: str):  # type: ignore[override]
-        rec, complemented, saved = _run_forward(h, spec, engine)
-        spikes = _spikes_from_record(rec, complemented)
+    def forward(ctx, h: torch.Tensor, spec: LIFSpec, backend: str):  # type: ignore[override]
+        if backend == "numba":
+            spikes, saved, _ = _numba_forward(h, spec)
+        elif backend == "triton":
+            S, X, U = _gpu().lif_forward(h, spec)
+            spikes, saved = S, ((X, S) if U is None else (X, S, U))
+        else:
+            raise ValueError(f"unknown LIF back end {backend!r}")
         ctx.spec = spec
-        ctx.engine = engine
+        ctx.backend = backend
         ctx.save_for_backward(*saved)
         return spikes
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        dh = _run_backward(grad_spikes, ctx.saved_tensors, ctx.spec, ctx.engine)
+        saved = ctx.saved_tensors
+        if ctx.backend == "numba":
+            dh = _numba_backward(grad_spikes, saved, ctx.spec)
+        else:
+            U = saved[2] if len(saved) > 2 else None
+            dh = _gpu().lif_backward(grad_spikes, saved[0], saved[1], U, ctx.spec)
         return dh, None, None
 
 
-def lif_sequence(h_tm: torch.Tensor, spec: LIFSpec, *, engine: str | None = None) -> torch.Tensor:
+def lif_sequence(h_tm: torch.Tensor, spec: LIFSpec, *, backend: str | None = None) -> torch.Tensor:
     """Time-major spikes (T, batch, n) of a LIF layer driven by currents ``h_tm`` (T, batch, n).
 
-    ``engine``: ``None`` picks ``numba`` (compiled kernels) on the CPU when numba is available,
-    else ``eager``, and ``triton``/``graph`` on CUDA. ``SPIKELOC_CPU_ENGINE=eager`` forces the
-    torch/numpy loops on the CPU.
+    ``backend``: ``numba`` or ``triton``; None picks :func:`backend_for` the tensor (an error
+    where there is none: see :func:`unsupported`). ``triton`` runs on CPU tensors too, in
+    Triton's interpreter (``TRITON_INTERPRET=1``).
     """
-    if engine is None:
-        engine = _cuda_engine(h_tm, spec) if h_tm.device.type == "cuda" else _cpu_engine(h_tm)
-    return LIFSequence.apply(h_tm, spec, engine)
+    if backend is None:
+        backend = backend_for(h_tm.device, h_tm.dtype)
+        if backend is None:
+            raise ValueError(f"no fused LIF kernel for {h_tm.device.type} {h_tm.dtype}")
+    return LIFSequence.apply(h_tm, spec, backend)
 
 
-class LIFReadout(torch.autograd.Function):
+class LIFWithReadout(torch.autograd.Function):
     """:class:`LIFSequence` on the compiled CPU kernels, with the readout's time-weighted sum
     ``r = sum_t c_t s_t`` (batch, n) formed in the forward kernel and its gradient
     ``c_t dL/dr`` formed inside the adjoint: neither the readout's batched product nor its
@@ -1225,20 +619,71 @@ def li_trace(i_tm: torch.Tensor, alpha: float, order: str, *, block: int = 32) -
 
 
 # ======================================================================================
-# The model-level entry points used by spikeloc.core.models.SNN
+# The interface used by spikeloc.core.models.SNN
 # ======================================================================================
 
 
-def supports(model) -> bool:
-    """Whether :func:`fused_forward` covers ``model``'s configuration (all current options)."""
-    cfg = getattr(model, "cfg", None)
-    if cfg is None or getattr(model, "membrane_only", False):
-        return False
-    try:
-        LIFSpec.from_params(model.hidden_params)
-    except ValueError:
-        return False
-    return cfg.readout in _READOUTS
+@dataclass(frozen=True, eq=False)
+class SpikeInput:
+    """Currents ``spikes @ weight`` computed by the engine's own input layers (dense GEMM,
+    table look-ups or sparse bags, :func:`choose_input_mode`; ``mode`` forces one).
+    ``spikes`` (batch, T, n_in): bool, uint8 or float; ``weight`` (n_in, n)."""
+
+    spikes: torch.Tensor
+    weight: torch.Tensor
+    mode: str | None = None
+
+    @property
+    def units(self) -> int:
+        return self.weight.shape[1]
+
+    def currents(self, *, pad: bool = False) -> torch.Tensor:
+        """Time-major currents (T, batch, n), with ``pad`` possibly wider (zero columns)."""
+        return input_projection(self.spikes, self.weight, mode=self.mode, pad=pad)
+
+
+@dataclass(frozen=True, eq=False)
+class Readout:
+    """The layer after the LIF layer, driven by the (dropped-out) hidden spikes through
+    ``weight`` (n, n_out).
+
+    ``kind``: ``mean_membrane`` / ``max_membrane`` (time-mean / maximum of a leaky integrator
+    of decay ``alpha`` per step, recorded in update ``order`` as the reference's ``_li_loop``),
+    ``regression`` (``mean_membrane`` of the first unit, shape (batch,)) or ``spike_count``
+    (mean spike count of a LIF layer ``spec``)."""
+
+    weight: torch.Tensor
+    kind: str = "mean_membrane"
+    alpha: float = 0.0
+    order: str = "published"
+    spec: LIFSpec | None = None
+
+    def __post_init__(self):
+        if self.kind not in _READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(_READOUTS)}, got {self.kind!r}")
+        if self.kind == "spike_count" and self.spec is None:
+            raise ValueError("the spike_count readout needs the output layer's LIFSpec")
+
+
+def unsupported(
+    neuron: Any, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> str | None:
+    """None when :func:`run_lif` can run neuron parameters ``neuron`` (a member of the LIF family
+    the specification covers, :func:`spikeloc.engine.lif_spec.unsupported_feature`) on
+    ``device`` in ``dtype``; else one phrase naming what is missing (for the caller's warning)."""
+    reason = unsupported_feature(neuron)
+    if reason is not None:
+        return reason
+    device = torch.device(device)
+    backend = backend_for(device, dtype)
+    if backend is None:
+        if dtype not in (torch.float32, torch.float64):
+            return f"dtype {dtype} (the kernels are float32/float64)"
+        need = "numba" if device.type == "cpu" else "triton"
+        return f"{device.type} tensors without {need}"
+    if backend == "triton" and not _gpu().verified(LIFSpec.from_params(neuron), device):
+        return "this Triton installation (its LIF kernel failed its check)"
+    return None
 
 
 class _Deferred:
@@ -1292,340 +737,79 @@ class FusedSNNOutput(SNNOutput):
         return repr(SNNOutput(*self))
 
 
-def fused_forward(
-    model, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, *, dropout_generator=None
-):
-    """Same outputs as ``SNN._reference_forward`` (see the module docstring for how).
+def run_lif(
+    currents: torch.Tensor | SpikeInput,
+    spec: LIFSpec,
+    *,
+    readout: Readout,
+    dropout_mask: torch.Tensor | None = None,
+) -> SNNOutput:
+    """The LIF layer ``spec`` driven by ``currents`` and its ``readout``: the reference's
+    ``SNNOutput`` (see the module docstring for how).
 
-    ``x`` may be bool, uint8 or float (the input layer converts it). ``hidden_spikes`` and
-    ``output_v`` have the reference's values and shapes (batch, T, n) but may be strided views
-    (of padded or time-major buffers; call ``.contiguous()`` before ``.view``). For the
-    mean-membrane and regression readouts ``output_v`` is computed when first read.
+    ``currents``: a (batch, T, n) tensor from any upstream module (any strides, float32 or
+    float64; its gradient flows back), or a :class:`SpikeInput`. ``dropout_mask`` (batch, T, n)
+    multiplies the hidden spikes on their way to the readout (inverted dropout, drawn by the
+    caller), not the recorded spikes. ``hidden_spikes`` and ``output_v`` have the reference's
+    values and shapes (batch, T, n) but may be strided views (of padded or time-major buffers;
+    call ``.contiguous()`` before ``.view``). For the mean-membrane and regression readouts
+    ``output_v`` is computed when first read.
     """
     ensure_runtime()
-    cfg = model.cfg
-    B, T, _ = x.shape
-    hp = model.hidden_params
-    spec = LIFSpec.from_params(hp)
-    H = w1.shape[1]
-    # padded GEMM width (CPU dense layer): the extra units get zero current and, with a
-    # positive threshold, never spike, so they run through the recurrence unseen
-    h_tm = input_projection(x, w1, pad=spec.threshold > 0)  # (T, batch, H or Hp)
-    alpha_out = math.exp(-model.dt_s / cfg.tau_output_s)
-    order = hp.update_order
+    if isinstance(currents, SpikeInput):
+        H = currents.units
+        # padded GEMM width (CPU dense and table layers): the extra units get zero current and,
+        # with a positive threshold, never spike, so they run through the recurrence unseen
+        h_tm = currents.currents(pad=spec.threshold > 0)  # (T, batch, H or Hp)
+    else:
+        H = currents.shape[2]
+        h_tm = currents.transpose(0, 1)
+    T = h_tm.shape[0]
+    backend = backend_for(h_tm.device, h_tm.dtype)
+    if backend is None:
+        raise ValueError(f"no fused LIF kernel for {h_tm.device.type} {h_tm.dtype}")
+    w2, alpha_out, order = readout.weight, readout.alpha, readout.order
     r = None  # the readout's time-weighted sum, when the LIF kernel forms it
     if (
-        cfg.readout in ("mean_membrane", "regression")
-        and not (model.training and cfg.dropout > 0)
-        and h_tm.device.type == "cpu"
-        and _cpu_engine(h_tm) == "numba"
+        readout.kind in ("mean_membrane", "regression")
+        and dropout_mask is None
+        and (backend == "numba")
     ):
         c = li_mean_weights(T, alpha_out, order, dtype=h_tm.dtype, device=h_tm.device)
-        spikes_p, r = LIFReadout.apply(h_tm, c, spec)
+        spikes_p, r = LIFWithReadout.apply(h_tm, c, spec)
     else:
-        spikes_p = lif_sequence(h_tm, spec)  # (T, batch, H or Hp), batch-major on the CPU
+        spikes_p = LIFSequence.apply(h_tm, spec, backend)  # (T, batch, H or Hp)
     spikes_tm = spikes_p[..., :H] if spikes_p.shape[2] != H else spikes_p
     spikes = spikes_tm.transpose(0, 1)  # (batch, T, n_hidden) view
-    mask = model.dropout_mask(spikes.shape, spikes, dropout_generator)
-    if mask is not None:
-        s_tm = spikes_tm * mask.transpose(0, 1)
+    if dropout_mask is not None:
+        s_tm = spikes_tm * dropout_mask.transpose(0, 1)
         s_bt = s_tm.transpose(0, 1)  # (batch, T, n_hidden)
     else:
         s_tm = spikes_tm
         s_bt = spikes_p.transpose(0, 1)  # (batch, T, H or Hp): batch-major from the CPU kernel
 
-    def currents() -> torch.Tensor:  # readout input currents, time-major (T, batch, n_out)
+    def drive() -> torch.Tensor:  # readout input currents, time-major (T, batch, n_out)
         return torch.matmul(s_tm, w2)
 
-    if cfg.readout == "spike_count":
-        out_tm = lif_sequence(currents(), LIFSpec.from_params(model.output_params))
+    if readout.kind == "spike_count":
+        out_tm = lif_sequence(drive(), readout.spec, backend=backend)
         out = out_tm.transpose(0, 1)
         return SNNOutput(out.mean(1), spikes, out)
-    if cfg.readout == "max_membrane":
-        output_v = li_trace(currents(), alpha_out, order).transpose(0, 1)
+    if readout.kind == "max_membrane":
+        output_v = li_trace(drive(), alpha_out, order).transpose(0, 1)
         return SNNOutput(output_v.max(1).values, spikes, output_v)
     # mean over time of the leaky integrator = (c @ spikes) @ W2, no output time loop
     if r is None:
         c = li_mean_weights(T, alpha_out, order, dtype=s_bt.dtype, device=s_bt.device)
         # (T,) @ (batch, T, n) -> (batch, n): one batched product, whatever the layout
         r = TimeWeightedSum.apply(c, s_bt)
-    readout = torch.matmul(r[:, :H], w2)
-    if cfg.readout == "regression":
-        readout = readout[:, 0]
+    value = torch.matmul(r[:, :H], w2)
+    if readout.kind == "regression":
+        value = value[:, 0]
     grad_mode = torch.is_grad_enabled()
 
     def trace() -> torch.Tensor:
         with torch.set_grad_enabled(grad_mode):
-            return li_trace(currents(), alpha_out, order).transpose(0, 1)
+            return li_trace(drive(), alpha_out, order).transpose(0, 1)
 
-    return FusedSNNOutput(readout, spikes, _Deferred(trace))
-
-
-# ======================================================================================
-# Triton kernels (CUDA only; imported lazily, never on the CPU path)
-# ======================================================================================
-
-
-def _triton_kernels():  # pragma: no cover - needs a GPU
-    """The compiled-on-demand Triton kernels, or None when triton is unavailable."""
-    # Triton resolves the names a kernel uses among the module's globals (not closures), so
-    # the modules and the helper become globals of this module -- only here, on first use.
-    global triton, tl, _tl_surrogate
-    if "kernels" in _triton_state:
-        return _triton_state["kernels"]
-    try:
-        import triton
-        import triton.language as tl
-    except Exception:
-        _triton_state["kernels"] = None
-        return None
-
-    @triton.jit
-    def _tl_surrogate(x, beta, SUPERSPIKE: tl.constexpr):
-        if SUPERSPIKE:
-            d = beta * tl.abs(x) + 1.0
-            r = 1.0 / (d * d)
-        else:
-            sg = 1.0 / (1.0 + tl.exp(-beta * x))
-            r = beta * sg * (1.0 - sg)
-        return r
-
-    @triton.jit
-    def lif_fwd(
-        h_ptr, x_ptr, s_ptr, u_ptr, T, BN, alpha, theta, beta_a, rho,
-        PUBLISHED: tl.constexpr, ZERO: tl.constexpr, ADAPTIVE: tl.constexpr,
-        STORE_U: tl.constexpr, BLOCK: tl.constexpr,
-    ):  # fmt: skip
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        mask = offs < BN
-        v = tl.zeros([BLOCK], dtype=tl.float32)
-        s = tl.zeros([BLOCK], dtype=tl.float32)
-        a = tl.zeros([BLOCK], dtype=tl.float32)
-        hp = h_ptr + offs
-        xp = x_ptr + offs
-        sp = s_ptr + offs
-        up = u_ptr + offs
-        if PUBLISHED:
-            tl.store(sp, s, mask=mask)  # s_0 = 0
-            if STORE_U:
-                tl.store(up, v, mask=mask)  # u_0 = 0
-            for _t in range(0, T - 1):
-                if ADAPTIVE:
-                    thr = theta + beta_a * a
-                else:
-                    thr = theta + 0.0 * a
-                x = v - thr
-                s_new = (x > 0.0).to(tl.float32)
-                hv = tl.load(hp, mask=mask, other=0.0)
-                u = alpha * v + hv
-                if ZERO:
-                    v = u * (1.0 - s)
-                else:
-                    v = u - theta * s
-                if ADAPTIVE:
-                    a = rho * a + (1.0 - rho) * s_new
-                tl.store(xp, x, mask=mask)
-                hp += BN
-                xp += BN
-                sp += BN
-                up += BN
-                tl.store(sp, s_new, mask=mask)
-                if STORE_U:
-                    tl.store(up, u, mask=mask)
-                s = s_new
-            tl.store(xp, tl.zeros([BLOCK], dtype=tl.float32), mask=mask)
-        else:
-            for _t in range(0, T):
-                hv = tl.load(hp, mask=mask, other=0.0)
-                u = alpha * v + hv
-                if ADAPTIVE:
-                    thr = theta + beta_a * a
-                else:
-                    thr = theta + 0.0 * a
-                x = u - thr
-                s = (x > 0.0).to(tl.float32)
-                if ZERO:
-                    v = u * (1.0 - s)
-                else:
-                    v = u - theta * s
-                if ADAPTIVE:
-                    a = rho * a + (1.0 - rho) * s
-                tl.store(xp, x, mask=mask)
-                tl.store(sp, s, mask=mask)
-                if STORE_U:
-                    tl.store(up, u, mask=mask)
-                hp += BN
-                xp += BN
-                sp += BN
-                up += BN
-
-    @triton.jit
-    def lif_bwd(
-        g_ptr, x_ptr, s_ptr, u_ptr, dh_ptr, T, BN, last, alpha, theta, beta_a, rho, beta,
-        PUBLISHED: tl.constexpr, ZERO: tl.constexpr, ADAPTIVE: tl.constexpr,
-        COUPLED: tl.constexpr, SUPERSPIKE: tl.constexpr, BLOCK: tl.constexpr,
-    ):  # fmt: skip
-        # last = (T - 1) * BN, computed on the host (64-bit when it has to be)
-        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        mask = offs < BN
-        if PUBLISHED:
-            # lam = lam_{t+1}, kap = kap_{t+1}, mu = mu_{t+1}; start at t + 1 = T - 1
-            lam = tl.zeros([BLOCK], dtype=tl.float32)
-            kap = tl.zeros([BLOCK], dtype=tl.float32)
-            mu = tl.load(g_ptr + last + offs, mask=mask, other=0.0)
-            tl.store(dh_ptr + last + offs, lam, mask=mask)  # dL/dh_{T-1} = 0
-            gp = g_ptr + last - BN + offs
-            xp = x_ptr + last - BN + offs
-            sp = s_ptr + last - BN + offs
-            up = u_ptr + last + offs  # u_{t+1}
-            dp = dh_ptr + last - BN + offs
-            for _i in range(0, T - 1):
-                sg = _tl_surrogate(tl.load(xp, mask=mask, other=0.0), beta, SUPERSPIKE)
-                st = tl.load(sp, mask=mask, other=0.0)
-                gt = tl.load(gp, mask=mask, other=0.0)
-                q = mu * sg
-                if ZERO:
-                    e = 1.0 - st
-                    lam_new = q + alpha * e * lam
-                else:
-                    e = 1.0 + 0.0 * st
-                    lam_new = q + alpha * lam
-                tl.store(dp, lam * e, mask=mask)  # dL/dh_t = lam_{t+1} E_t
-                if ADAPTIVE:
-                    kap = rho * kap - beta_a * q
-                mu = gt
-                if COUPLED:
-                    if ZERO:
-                        mu = mu - lam * tl.load(up, mask=mask, other=0.0)
-                    else:
-                        mu = mu - theta * lam
-                if ADAPTIVE:
-                    mu = mu + (1.0 - rho) * kap
-                lam = lam_new
-                gp -= BN
-                xp -= BN
-                sp -= BN
-                up -= BN
-                dp -= BN
-        else:
-            nu = tl.zeros([BLOCK], dtype=tl.float32)  # nu_{t+1}
-            q = tl.zeros([BLOCK], dtype=tl.float32)  # q_{t+1} = mu_{t+1} sigma'_{t+1}
-            kap = tl.zeros([BLOCK], dtype=tl.float32)
-            gp = g_ptr + last + offs
-            xp = x_ptr + last + offs
-            sp = s_ptr + last + offs
-            up = u_ptr + last + offs
-            dp = dh_ptr + last + offs
-            for _i in range(0, T):
-                lam = alpha * nu
-                if ADAPTIVE:
-                    kap = rho * kap - beta_a * q
-                gt = tl.load(gp, mask=mask, other=0.0)
-                sg = _tl_surrogate(tl.load(xp, mask=mask, other=0.0), beta, SUPERSPIKE)
-                st = tl.load(sp, mask=mask, other=0.0)
-                mu = gt
-                if COUPLED:
-                    if ZERO:
-                        mu = mu - lam * tl.load(up, mask=mask, other=0.0)
-                    else:
-                        mu = mu - theta * lam
-                if ADAPTIVE:
-                    mu = mu + (1.0 - rho) * kap
-                q = mu * sg
-                if ZERO:
-                    nu = q + lam * (1.0 - st)
-                else:
-                    nu = q + lam
-                tl.store(dp, nu, mask=mask)
-                gp -= BN
-                xp -= BN
-                sp -= BN
-                up -= BN
-                dp -= BN
-
-    kernels = {"fwd": lif_fwd, "bwd": lif_bwd, "triton": triton}
-    _triton_state["kernels"] = kernels
-    return kernels
-
-
-_TRITON_BLOCK = 128
-
-
-def _triton_forward(h: torch.Tensor, spec: LIFSpec):  # pragma: no cover - needs a GPU
-    """Forward kernel: one program per block of neurons, the time loop inside the kernel.
-    Returns the spike record ``s`` (not complemented) and (X, S[, U]) for the backward kernel."""
-    k = _triton_kernels()
-    T = h.shape[0]
-    BN = h[0].numel()
-    X = torch.empty_like(h)
-    S = torch.empty_like(h)
-    U = torch.empty_like(h) if spec.needs_u else S  # S doubles as a dummy pointer
-    grid = (_cdiv(BN, _TRITON_BLOCK),)
-    k["fwd"][grid](
-        h, X, S, U, T, BN, spec.alpha, spec.threshold, spec.adaptive_beta, spec.rho,
-        PUBLISHED=spec.order == "published", ZERO=spec.reset == "zero",
-        ADAPTIVE=spec.adaptive, STORE_U=spec.needs_u, BLOCK=_TRITON_BLOCK,
-    )  # fmt: skip
-    return S, ((X, S, U) if spec.needs_u else (X, S))
-
-
-def _triton_backward(
-    G: torch.Tensor, saved: tuple, spec: LIFSpec
-) -> torch.Tensor:  # pragma: no cover
-    k = _triton_kernels()
-    X, S = saved[0], saved[1]
-    U = saved[2] if len(saved) > 2 else S
-    G = G.contiguous()
-    T = X.shape[0]
-    BN = X[0].numel()
-    dh = torch.empty_like(X)
-    grid = (_cdiv(BN, _TRITON_BLOCK),)
-    k["bwd"][grid](
-        G, X, S, U, dh, T, BN, (T - 1) * BN, spec.alpha, spec.threshold, spec.adaptive_beta, spec.rho,
-        spec.beta, PUBLISHED=spec.order == "published", ZERO=spec.reset == "zero",
-        ADAPTIVE=spec.adaptive, COUPLED=not spec.detach_reset,
-        SUPERSPIKE=spec.surrogate == "superspike", BLOCK=_TRITON_BLOCK,
-    )  # fmt: skip
-    return dh
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _triton_ok(spec: LIFSpec, device: torch.device) -> bool:  # pragma: no cover - needs a GPU
-    """Triton is importable and its kernels for ``spec`` agree with the eager loops on a small
-    random problem (checked once per spec and device); otherwise warn and use CUDA graphs."""
-    key = ("ok", spec, str(device))
-    if key in _triton_state:
-        return _triton_state[key]
-    ok = False
-    if _triton_kernels() is not None:
-        try:
-            gen = torch.Generator(device="cpu").manual_seed(0)
-            h = (torch.rand((13, 3, 5), generator=gen) * 1.5 * spec.threshold).to(device)
-            g = torch.randn((13, 3, 5), generator=gen).to(device)
-            outs = []
-            for engine in ("triton", "eager"):
-                hh = h.clone().requires_grad_(True)
-                s = LIFSequence.apply(hh, spec, engine)
-                (dh,) = torch.autograd.grad(s, hh, g)
-                outs.append((s, dh))
-            (s1, d1), (s2, d2) = outs
-            ok = torch.equal(s1, s2) and torch.allclose(d1, d2, rtol=1e-4, atol=1e-5)
-            if not ok:
-                warnings.warn(
-                    f"spikeloc: the Triton LIF kernel disagrees with the eager loop for {spec}; "
-                    "using CUDA graphs",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-        except Exception as exc:
-            warnings.warn(
-                f"spikeloc: the Triton LIF kernel failed ({exc!r}); using CUDA graphs",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            ok = False
-    _triton_state[key] = ok
-    return ok
+    return FusedSNNOutput(value, spikes, _Deferred(trace))
