@@ -1,11 +1,13 @@
 """The whole pipeline at quick scale, from a copy of the repository, on the CPU.
 
 `snakemake figures paper --configfile config/quick.yaml --cores 2` trains every run, runs
-every module's notebook and typesets the paper. Afterwards: every declared figure exists in
-all three files, the PDF holds the figures and no missing-number marker, and a second
-invocation has nothing to do. Then the rerun rules: editing plotting code re-runs notebooks
-only; only a change to the *content* of the core code re-trains (touching it does nothing);
-moving a run to another device re-trains nothing.
+every module's notebook and typesets the paper, all under the quick tree (results/quick/,
+figures/quick/, paper/build/quick/). Afterwards: every declared figure exists in all three
+files, the PDF holds the figures and no missing-number marker, and a second invocation has
+nothing to do. Then the rerun rules: editing plotting code re-runs notebooks only; only a
+change to the *code* that trains re-trains (touching a file, or editing a docstring, does
+nothing; the lazily imported kernel-thread module counts); moving a run to another device
+re-trains nothing; the paper scale shares no output with the quick one.
 """
 
 from __future__ import annotations
@@ -48,11 +50,12 @@ def test_whole_quick_dag(tmp_path):
     assert figure_ids
     for fid in figure_ids:
         for ext in ("pdf", "png", "json"):
-            assert (root / "figures" / f"{fid}.{ext}").is_file(), f"figures/{fid}.{ext} missing"
-        sidecar = json.loads((root / "figures" / f"{fid}.json").read_text())
+            path = root / "figures" / "quick" / f"{fid}.{ext}"
+            assert path.is_file(), f"figures/quick/{fid}.{ext} missing"
+        sidecar = json.loads((root / "figures" / "quick" / f"{fid}.json").read_text())
         assert sidecar["figure_id"] == fid and sidecar["module"] and sidecar["config_hash"]
 
-    pdf = root / "paper/build/paper.pdf"
+    pdf = root / "paper/build/quick/paper.pdf"
     reader = PdfReader(pdf)
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert MISSING_MARKER not in text
@@ -65,9 +68,9 @@ def test_whole_quick_dag(tmp_path):
     }
     in_paper = [f for m in manifests for f in m["figures"] if f.get("in_paper", True)]
     assert len(forms) >= len(in_paper)
-    claims = json.loads((root / "results/claims.json").read_text())
+    claims = json.loads((root / "results/quick/claims.json").read_text())
     assert claims["n_claims"] == sum(len(m.get("claims") or []) for m in manifests)
-    for nb in (root / "results/notebooks").glob("*.ipynb"):
+    for nb in (root / "results/quick/notebooks").glob("*.ipynb"):
         assert json.loads(nb.read_text())["cells"], nb
 
     # a second run has nothing to do
@@ -77,26 +80,37 @@ def test_whole_quick_dag(tmp_path):
     with open(root / "src/spikeloc/analysis/plots.py", "a") as fh:
         fh.write("\n# a change to a plot\n")
     todo = jobs_to_run(root)
-    assert "train" not in todo and {"analyse_basic_model", "typeset"} <= todo
+    assert "train_chunk" not in todo and {"analyse_basic_model", "typeset"} <= todo
 
     # moving runs to a GPU is not a change of what they compute
-    assert "train" not in jobs_to_run(root, "--config", "device=cuda")
+    assert "train_chunk" not in jobs_to_run(root, "--config", "device=cuda")
 
-    # touching core code changes no content: no re-training; editing it does
-    (root / "src/spikeloc/core/models.py").touch()
-    assert "train" not in jobs_to_run(root)
-    with open(root / "src/spikeloc/core/models.py", "a") as fh:
-        fh.write("\n# a change to the core\n")
-    assert "train" in jobs_to_run(root)
+    # touching core code, or editing a comment, changes no code: no re-training
+    models = root / "src/spikeloc/core/models.py"
+    models.touch()
+    with open(models, "a") as fh:
+        fh.write("\n# a comment about the core\n")
+    assert "train_chunk" not in jobs_to_run(root)
+    # editing code that training imports (even lazily, as the kernel threads) re-trains
+    with open(root / "src/spikeloc/engine/kernel_threads.py", "a") as fh:
+        fh.write("\n_EDITED = True\n")
+    assert "train_chunk" in jobs_to_run(root)
+
+    # the paper scale shares nothing with the quick one: its dry run wants every job
+    r = snakemake(["-n", "figures", "paper"], root, timeout=300)
+    assert r.returncode == 0 and "results/paper/chunks/basic_model/runs.0.json" in r.stdout
 
     # a notebook runs standalone from its parameters cell's defaults, from Jupyter's working
-    # directory (workflow/notebooks), once the runs it reads exist
+    # directory (workflow/notebooks), once the runs it reads exist (here: the quick ones)
     nb_dir = root / "workflow" / "notebooks"
     out_nb = tmp_path / "standalone.ipynb"
+    variables_file = root / "results/quick/variables/tutorial_surrogate.json"
+    variables_file.unlink()
     r = run(
-        [str(BIN / "papermill"), "tutorial_surrogate.ipynb", str(out_nb), "--kernel", "python3"],
+        [str(BIN / "papermill"), "tutorial_surrogate.ipynb", str(out_nb), "--kernel", "python3"]
+        + ["-p", "scale", "quick"],
         nb_dir,
     )
     assert r.returncode == 0, r.stdout[-4000:]
-    standalone = json.loads((root / "results/variables/tutorial_surrogate.json").read_text())
+    standalone = json.loads(variables_file.read_text())
     assert standalone["variables"]["n_hidden"]["value"] == 30

@@ -258,11 +258,11 @@ class Project:
     # ------------------------------------------------------------------ paths
     @property
     def results(self) -> str:
-        return f"results/{self.scale}"
+        return sw.results_dir(self.scale)
 
     @property
     def figures_dir(self) -> str:
-        return f"figures/{self.scale}"
+        return sw.figures_dir(self.scale)
 
     @property
     def logs(self) -> str:
@@ -303,10 +303,10 @@ class Project:
         return f"{self.results}/chunks/{chunk.module}/{chunk.group}.{chunk.index}.json"
 
     def sweep_table_path(self, module: str, sweep: str) -> str:
-        return f"{self.results}/sweeps/{module}/{sweep}.csv"
+        return sw.sweep_table_path(module, sweep, self.scale)
 
     def variables_path(self, module: str) -> str:
-        return f"{self.results}/variables/{module}.json"
+        return sw.variables_path(module, self.scale)
 
     def figure_paths(self, module: str, exts=("pdf", "png", "json"), only_paper=False) -> list[str]:
         out = []

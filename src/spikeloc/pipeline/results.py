@@ -17,7 +17,7 @@ from spikeloc.core.training import resolve_device
 from spikeloc.errors import ConfigError, SpikelocError, WeightsError
 from spikeloc.io import check_state_matches, load_weights
 
-__all__ = ["load_run", "load_sweep", "load_trained_model"]
+__all__ = ["load_run", "load_sweep", "load_trained_model", "module_paths"]
 
 
 def load_trained_model(
@@ -93,3 +93,22 @@ def load_sweep(table: str | Path):
         if values.dtype == object and values.astype(str).str.startswith("[").all():
             df[column] = values.map(json.loads)
     return df
+
+
+def module_paths(module: str, scale: str = "paper", *, root: str | Path = ".") -> dict:
+    """Where a module's results live at ``scale``, as the workflow passes them to its notebook:
+    ``runs`` (name -> run directory), ``sweeps`` (name -> table), ``figures_dir`` and
+    ``variables_path``. Notebooks use it for the defaults of their parameters cell, so that
+    ``papermill nb.ipynb out.ipynb -p scale quick`` reads the quick results standalone."""
+    from spikeloc.pipeline import sweeps as sw
+    from spikeloc.pipeline.manifests import load_manifest
+
+    manifest = load_manifest(module, root=root)
+    if scale not in manifest.runs:
+        raise SpikelocError(f"scale: {scale!r} is not one of {', '.join(sw.SCALES)}")
+    return {
+        "runs": {name: run.path for name, run in manifest.runs[scale].items()},
+        "sweeps": {s: sw.sweep_table_path(module, s, scale) for s in manifest.sweeps[scale]},
+        "figures_dir": sw.figures_dir(scale),
+        "variables_path": sw.variables_path(module, scale),
+    }

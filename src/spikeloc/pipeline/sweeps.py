@@ -91,6 +91,23 @@ DEFAULT_QUICK = {
 DEFAULT_QUICK_SEEDS = 2
 
 
+def results_dir(scale: str) -> str:
+    """The results tree of a scale: ``results/<scale>``."""
+    return f"results/{scale}"
+
+
+def figures_dir(scale: str) -> str:
+    return f"figures/{scale}"
+
+
+def sweep_table_path(module: str, sweep: str, scale: str) -> str:
+    return f"{results_dir(scale)}/sweeps/{module}/{sweep}.csv"
+
+
+def variables_path(module: str, scale: str) -> str:
+    return f"{results_dir(scale)}/variables/{module}.json"
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run: where it goes and exactly what it computes."""
@@ -377,7 +394,7 @@ def expand_module(
     """
     if scale not in SCALES:
         raise ExpansionError("scale", f"{scale!r} is not one of {', '.join(SCALES)}")
-    root = root or f"results/{scale}"
+    root = root or results_dir(scale)
     runs = {
         name: _single_run(module, name, spec, scale, where, root)
         for name, spec in (manifest.get("runs") or {}).items()
