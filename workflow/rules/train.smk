@@ -7,7 +7,8 @@
 #   sweep_table   results/<scale>/sweeps/<module>/<sweep>.csv            one row per run
 #
 # <group> is `runs` (the module's single runs) or a sweep's name. A chunk job trains its runs
-# one after the other in one process; a run whose directory already holds the same fingerprint
+# in one process, those that share shapes and schedule together as one ensemble (config
+# train.ensemble; spikeloc.core.ensemble), the others one after the other; a run whose directory already holds the same fingerprint
 # is skipped, and a killed one resumes from its last epoch, so adding a grid point trains only
 # that point and a rerun after a kill trains only what had not finished. A run retrains
 # exactly when its resolved config or the code that trains it changes (the code hash is
@@ -48,6 +49,8 @@ rule train_chunk:
         spec=f"{RESULTS}/chunks/{{module}}/{{group}}.{{index}}.spec.json",
     output:
         f"{RESULTS}/chunks/{{module}}/{{group}}.{{index}}.json",
+    params:
+        ensemble="" if CFG["train"]["ensemble"] else "--no-ensemble",
     conda:
         CONDA_ENV
     log:
@@ -60,7 +63,7 @@ rule train_chunk:
         gpu=chunk_gpu,
         gpu_model=chunk_gpu_model,
     shell:
-        "spikeloc train-chunk {input.spec} --out {output} --no-progress"
+        "spikeloc train-chunk {input.spec} --out {output} --no-progress {params.ensemble}"
         " --device {resources.device} --threads {threads} > {log} 2>&1"
 
 

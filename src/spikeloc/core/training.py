@@ -398,6 +398,34 @@ def train_run(
     datasets = make_datasets(cfg, device)
     data_s = time.perf_counter() - tg
     result = train(cfg, checkpoint_path=ckpt, resume=resume, progress=progress, datasets=datasets)
+    return write_run(
+        cfg,
+        result,
+        datasets,
+        out_dir,
+        started_unix=started,
+        data_wall_s=data_s,
+        provenance=provenance,
+    )
+
+
+def write_run(
+    cfg: RunConfig,
+    result: TrainResult,
+    datasets: dict[str, SpikeDataset | None],
+    out_dir: str | Path,
+    *,
+    started_unix: float,
+    data_wall_s: float,
+    provenance: dict | None = None,
+) -> dict:
+    """Evaluate a trained model on its test and training sets and write its run directory:
+    files into ``<out_dir>.partial/`` (atomically each), then one rename into place. Shared by
+    runs trained alone (:func:`train_run`) and as members of an ensemble
+    (:mod:`spikeloc.core.ensemble`), so both leave the same files. Returns the metrics."""
+    out_dir = Path(out_dir)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
     pred = evaluation.predict(result.model, datasets["test"])
     metrics = evaluation.summarise(pred)
     train_pred = evaluation.predict(result.model, datasets["train"])
@@ -410,7 +438,7 @@ def train_run(
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
             "train_wall_s": result.wall_s,
-            "data_wall_s": data_s,
+            "data_wall_s": data_wall_s,
             "device": result.device,
         }
     )
@@ -425,13 +453,13 @@ def train_run(
             config_hash=config_hash(cfg),
             seed=cfg.seed,
             device=result.device,
-            started_unix=started,
+            started_unix=started_unix,
             finished_unix=time.time(),
             threads=torch.get_num_threads(),
             **(provenance or {}),
         ),
     )
-    ckpt.unlink(missing_ok=True)
+    (partial / "checkpoint.pt").unlink(missing_ok=True)
     if out_dir.exists():
         old = out_dir.with_name(out_dir.name + ".old")
         shutil.rmtree(old, ignore_errors=True)

@@ -6,9 +6,11 @@ resolved configs, and the hash of the code that trains them) and runs::
     spikeloc train-chunk results/paper/chunks/<module>/<group>.<k>.spec.json \
         --out results/paper/chunks/<module>/<group>.<k>.json --device cpu --threads 2
 
-:func:`train_chunk` trains each run of the chunk in turn in this one process (one start, one
-kernel compile), skipping a run whose directory already holds the same fingerprint (config +
-code) and resuming one that was killed (``<run>.partial/`` keeps its last epoch checkpoint).
+:func:`train_chunk` trains the chunk's runs in this one process (one start, one kernel
+compile): those that share shapes and schedule together as one ensemble
+(:mod:`spikeloc.core.ensemble`), the others one after the other; it skips a run whose directory
+already holds the same fingerprint (config + code) and resumes one that was killed alone
+(``<run>.partial/`` keeps its last epoch checkpoint).
 Every run directory appears in one rename when it is complete; the chunk's result file (one row
 per run: its name, swept values, seed and every metric) is written last, atomically, so a
 killed chunk leaves no result and its rerun trains only the runs that had not finished.
@@ -30,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from spikeloc.core.config import config_from_dict
+from spikeloc.core.config import RunConfig, config_from_dict
 from spikeloc.core.training import train_run
 from spikeloc.errors import ConfigError, SpikelocError
 from spikeloc.io import atomic_write_json, atomic_write_text
@@ -191,66 +193,102 @@ def train_chunk(
     device: str = "auto",
     threads: int | None = None,
     progress: bool = True,
+    ensemble: bool = True,
     say: Callable[[str], None] = print,
 ) -> dict:
-    """Train every run of a chunk spec that is not up to date; write the result file."""
+    """Train every run of a chunk spec that is not up to date; write the result file.
+
+    With ``ensemble`` (the default), runs that share their shapes and schedule
+    (:func:`spikeloc.core.ensemble.ensemble_key`) train together as one ensemble; a run that
+    resumes its own checkpoint, or has no partner, trains alone."""
+    from spikeloc.core.ensemble import group_for_ensembles, train_ensemble_runs
+
     spec_path, out_path = Path(spec_path), Path(out_path)
     spec = _read_spec(spec_path)
     runs = spec["runs"]
     label = f"{spec.get('module')}/{spec.get('group')}.{spec.get('index')}"
     started = time.perf_counter()
-    trained = 0
-    rows = []
+
+    def head(i: int) -> str:
+        return f"chunk {label}: run {i + 1}/{len(runs)} {runs[i]['name']}"
+
+    todo: list[int] = []
+    cfgs: dict[int, RunConfig] = {}
+    resumed: set[int] = set()
     for i, run in enumerate(runs):
-        run_dir = Path(run["path"])
-        fp = run["fingerprint"]
-        head = f"chunk {label}: run {i + 1}/{len(runs)} {run['name']}"
-        if run_is_current(run_dir, fp):
-            say(f"{head}: up to date")
-        else:
-            data = {**run["config"], "device": device, "threads": threads}
-            try:
-                cfg = config_from_dict(data, f"{show_path(spec_path)}: runs[{i}].config")
-            except ConfigError as exc:
-                raise SpikelocError(
-                    f"{show_path(spec_path)}: runs[{i}].config.{exc.field}: {exc.problem}"
-                ) from None
-            state = _prepare_partial(run_dir, fp)
-            tr = cfg.training
-            say(
-                f"{head}: training ({tr.epochs} epochs of {tr.n_train} samples"
-                f"{', resuming its checkpoint' if state == 'resumed' else ''})"
-            )
-            t0 = time.perf_counter()
-            extra = {"fingerprint": fp, "code_hash": spec.get("code_hash")}
-            try:
-                train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
-            except ConfigError as exc:
-                if exc.field != "config_hash":
-                    raise
-                # the checkpoint was made on another device: start this run afresh
-                say(f"{head}: its checkpoint does not match ({exc.problem}); training afresh")
-                shutil.rmtree(run_dir.with_name(run_dir.name + ".partial"), ignore_errors=True)
-                _prepare_partial(run_dir, fp)
-                train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
-            trained += 1
-            say(f"{head}: done in {time.perf_counter() - t0:.1f} s")
-        metrics = _read_json(run_dir / "metrics.json", "metrics file")
-        rows.append(_row(run, metrics))
+        if run_is_current(run["path"], run["fingerprint"]):
+            say(f"{head(i)}: up to date")
+            continue
+        data = {**run["config"], "device": device, "threads": threads}
+        try:
+            cfgs[i] = config_from_dict(data, f"{show_path(spec_path)}: runs[{i}].config")
+        except ConfigError as exc:
+            raise SpikelocError(
+                f"{show_path(spec_path)}: runs[{i}].config.{exc.field}: {exc.problem}"
+            ) from None
+        if _prepare_partial(Path(run["path"]), run["fingerprint"]) == "resumed":
+            resumed.add(i)
+        todo.append(i)
+    fresh = [i for i in todo if i not in resumed]
+    groups = group_for_ensembles([cfgs[i] for i in fresh]) if ensemble else []
+    together = [[fresh[k] for k in g] for g in groups if len(g) > 1]
+    alone = [i for i in todo if not any(i in g for g in together)]
+    for i in alone:
+        _train_alone(runs[i], cfgs[i], spec, head(i), i in resumed, progress, say)
+    for group in together:
+        names = ", ".join(runs[i]["name"] for i in group)
+        say(f"chunk {label}: training {len(group)} runs as one ensemble: {names}")
+        t0 = time.perf_counter()
+        train_ensemble_runs(
+            [cfgs[i] for i in group],
+            [runs[i]["path"] for i in group],
+            progress=progress,
+            provenance=[_provenance(runs[i], spec) for i in group],
+        )
+        say(f"chunk {label}: ensemble of {len(group)} done in {time.perf_counter() - t0:.1f} s")
+    rows = [
+        _row(run, _read_json(Path(run["path"]) / "metrics.json", "metrics file")) for run in runs
+    ]
     result = {
         "format": RESULT_FORMAT,
         "module": spec.get("module"),
         "group": spec.get("group"),
         "index": spec.get("index"),
-        "trained": trained,
+        "trained": len(todo),
         "rows": rows,
     }
     atomic_write_json(out_path, result)
     say(
-        f"chunk {label}: {trained} trained, {len(runs) - trained} up to date, "
+        f"chunk {label}: {len(todo)} trained, {len(runs) - len(todo)} up to date, "
         f"{time.perf_counter() - started:.1f} s"
     )
     return result
+
+
+def _provenance(run: Mapping[str, Any], spec: Mapping[str, Any]) -> dict:
+    return {"fingerprint": run["fingerprint"], "code_hash": spec.get("code_hash")}
+
+
+def _train_alone(run, cfg, spec, head, resumed, progress, say) -> None:
+    run_dir = Path(run["path"])
+    tr = cfg.training
+    say(
+        f"{head}: training ({tr.epochs} epochs of {tr.n_train} samples"
+        f"{', resuming its checkpoint' if resumed else ''})"
+    )
+    t0 = time.perf_counter()
+    extra = _provenance(run, spec)
+    try:
+        train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
+    except ConfigError as exc:
+        if exc.field != "config_hash":
+            raise
+        # the checkpoint was made on another device: start this run afresh
+        say(f"{head}: its checkpoint does not match ({exc.problem}); training afresh")
+        shutil.rmtree(run_dir.with_name(run_dir.name + ".partial"), ignore_errors=True)
+        _prepare_partial(run_dir, run["fingerprint"])
+        train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
+    say(f"{head}: done in {time.perf_counter() - t0:.1f} s")
 
 
 def read_result(path: str | Path) -> list[dict[str, Any]]:

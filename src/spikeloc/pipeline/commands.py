@@ -87,6 +87,9 @@ def configure_train_chunk_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=_positive_int, help="torch threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-ensemble", action="store_true", help="train every run alone (no ensembles)"
+    )
     p.set_defaults(func=_cmd_train_chunk)
 
 
@@ -100,6 +103,7 @@ def _cmd_train_chunk(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         progress=not args.no_progress,
+        ensemble=not args.no_ensemble,
         say=lambda line: print(line, flush=True),
     )
     return 0
