@@ -1,4 +1,4 @@
-"""GPU training-step benchmark (a script, not a test): spikeloc's CUDA engines against the
+"""GPU training-step benchmark (a script, not a test): spikeloc's CUDA engine against the
 reference loop and the tutorial's per-step loop, on one CUDA device.
 
 Same model, cases and inputs as ``bench_training_step.py`` (200 -> H LIF -> 12 leaky
@@ -7,13 +7,13 @@ functions, all in one process on one GPU (the CPU benchmark's separate worker pr
 about CPU threads and memory, which do not apply here). Each step is timed with
 ``torch.cuda.synchronize()`` before and after; repetitions are interleaved in rotating order
 after warm-up steps and the table reports medians, the ratio of each implementation to
-spikeloc's default CUDA engine, its first-step time (Triton compilation or graph capture
-included) and the peak GPU memory of its steps.
+spikeloc's default CUDA engine, its first-step time (Triton compilation included) and the peak
+GPU memory of its steps.
 
-Implementations: ``spikeloc`` (default engine: the Triton kernel over time),
-``spikeloc-graph`` (the per-step loop captured into a CUDA graph), ``spikeloc-eager`` (the
-per-step loop, a kernel launch per op per step), ``spikeloc-reference`` (the autograd oracle),
-``tutorial`` (the notebook's loop) and ``snntorch`` when importable.
+Implementations: ``spikeloc`` (the fused engine: the Triton kernels generated from the LIF
+specification, one launch over time; without triton the model falls back to the reference),
+``spikeloc-reference`` (the autograd oracle), ``tutorial`` (the notebook's loop) and
+``snntorch`` when importable.
 
 Usage::
 
@@ -36,33 +36,15 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import bench_training_step as bts  # noqa: E402
 
-IMPLS = [
-    "spikeloc",
-    "spikeloc-graph",
-    "spikeloc-eager",
-    "spikeloc-reference",
-    "tutorial",
-    "snntorch",
-]
-ENGINE = {"spikeloc": None, "spikeloc-graph": "graph", "spikeloc-eager": "eager"}
+IMPLS = ["spikeloc", "spikeloc-reference", "tutorial", "snntorch"]
 
 
 def _build(impl: str, x, y, W1, W2, dt_s):
     import torch
 
-    if impl in ENGINE or impl == "spikeloc-reference":
+    if impl in ("spikeloc", "spikeloc-reference"):
         backend = "reference" if impl == "spikeloc-reference" else "fused"
-        step = bts._spikeloc_step(x, y, W1, W2, dt_s, backend)
-        engine = ENGINE.get(impl)
-
-        def run():
-            if engine is None:
-                os.environ.pop("SPIKELOC_CUDA_ENGINE", None)
-            else:
-                os.environ["SPIKELOC_CUDA_ENGINE"] = engine
-            return step()
-
-        return run
+        return bts._spikeloc_step(x, y, W1, W2, dt_s, backend)
     if impl == "tutorial":
         return bts._tutorial_step(x, y, W1, W2, dt_s, 1, runtime=False)
     if impl == "snntorch":  # the CPU benchmark's network, built on x's device

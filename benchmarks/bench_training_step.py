@@ -50,6 +50,7 @@ CASES = {
 IMPLS = {
     "spikeloc": "spikeloc, default path (fused backend)",
     "spikeloc-reference": "spikeloc, reference backend (autograd time loop)",
+    "spikeloc-baseline": "spikeloc, default path, from the checkout given by --baseline-src",
     "tutorial": "tutorial/notebook per-step loop, out of the box",
     "tutorial+runtime": "tutorial loop with denormal flushing and malloc tuning",
     "snntorch": "snnTorch Leaky in a loop (same runtime settings as spikeloc)",
@@ -299,7 +300,7 @@ def worker_main(args) -> None:
     y, W1, W2 = data["y"], data["W1"], data["W2"]
     impl = args.impl
     try:
-        if impl == "spikeloc":
+        if impl in ("spikeloc", "spikeloc-baseline"):  # (the baseline: another PYTHONPATH)
             step = _spikeloc_step(x_bool, y, W1, W2, args.dt, "auto")
         elif impl == "spikeloc-reference":
             step = _spikeloc_step(x_bool, y, W1, W2, args.dt, "reference")
@@ -369,11 +370,21 @@ def _send(obj) -> None:
 
 
 class Worker:
-    def __init__(self, impl: str, case: dict, data_path: str, threads: int, timeout: float):
+    def __init__(
+        self,
+        impl: str,
+        case: dict,
+        data_path: str,
+        threads: int,
+        timeout: float,
+        baseline_src: str | None = None,
+    ):
         env = dict(os.environ)
         env["OMP_NUM_THREADS"] = str(threads)
         env["MKL_NUM_THREADS"] = str(threads)
         env.setdefault("PYTHONPATH", str(REPO / "src"))
+        if impl == "spikeloc-baseline":
+            env["PYTHONPATH"] = str(baseline_src)
         self.impl = impl
         self.timeout = timeout
         spawn = time.time()
@@ -456,7 +467,7 @@ def run_case(name: str, case: dict, impls: list[str], reps: int, warmup: int, ar
         workers: dict[str, Worker] = {}
         rows: dict[str, dict] = {}
         for impl in impls:  # start one at a time: cold-start timings are not contended
-            w = Worker(impl, case, data_path, args.threads, args.budget_s)
+            w = Worker(impl, case, data_path, args.threads, args.budget_s, args.baseline_src)
             msg = w.recv()
             if "skipped" in msg:
                 print(f"  [T={case['T']}] skip {msg['skipped']}", file=sys.stderr)
@@ -605,6 +616,12 @@ def main(argv=None) -> int:
         default=100.0,
         help="pause before each measured step, so no other worker's threads are still spinning",
     )
+    p.add_argument(
+        "--baseline-src",
+        default=None,
+        help="the src/ folder of another checkout (e.g. a git worktree of an earlier commit): "
+        "adds the implementation spikeloc-baseline, its default path, interleaved with the rest",
+    )
     p.add_argument("--out", default=str(REPO / "benchmarks/results/training_step.json"))
     # worker mode (internal)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -627,6 +644,10 @@ def main(argv=None) -> int:
             p.error(f"unknown implementation {i!r}; known: {', '.join(IMPLS)}")
     if "spikeloc" not in impls:
         impls.insert(0, "spikeloc")
+    if args.baseline_src and "spikeloc-baseline" not in impls:
+        impls.insert(1, "spikeloc-baseline")
+    if "spikeloc-baseline" in impls and not args.baseline_src:
+        p.error("spikeloc-baseline needs --baseline-src")
     load_start = os.getloadavg()
     rows: list[dict] = []
     for name in [c.strip() for c in args.cases.split(",") if c.strip()]:

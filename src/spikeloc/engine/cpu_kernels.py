@@ -1,10 +1,10 @@
-r"""Compiled CPU kernels (numba) for the fused core: the LIF recurrence over time, forward and
-adjoint.
+r"""Compiled CPU kernels (numba) for the fused engine: the LIF recurrence over time, forward and
+adjoint, and the table input layer.
 
-The fused layer's per-step loops, run as torch or numpy calls, pay a microsecond or more of
-interpreter and dispatch cost per operation -- at T=100, H=30 that is most of a training step.
-Here the same recurrences are compiled once (numba, cached on disk) and run over all time steps
-in one call, so the cost is the arithmetic.
+Per-step loops run as torch or numpy calls pay a microsecond or more of interpreter and
+dispatch cost per operation -- at T=100, H=30 that is most of a training step. Here the
+recurrences are compiled once (numba, cached on disk) and run over all time steps in one call,
+so the cost is the arithmetic.
 
 **Arithmetic.** Every kernel computes in the dtype of its arrays (float32 or float64): the
 scalars (``alpha``, ``theta``, ...) are passed in an array of that dtype, so no operation is
@@ -13,27 +13,28 @@ no reassociation and no fused multiply-add. The LIF forward pass therefore perfo
 reference step's operations (``(alpha * v + h) * (1 - s)``, the spike ``H(v - theta)``) and its
 spikes are bit-identical to the reference loop's for the same input currents.
 
-**LIF kernels** (:func:`lif_forward`, :func:`lif_backward`). Arrays indexed (batch, T, units)
-with any strides; results are batch-major (each batch row's (T, units) block contiguous: the
-layout of the input layer's output and of the readout's gradient, so no transposing copies).
-Every option of :class:`spikeloc.engine.layers.LIFSpec` (both update orders, reset to zero or by
-subtraction, ``detach_reset``, adaptive threshold). The forward kernel records what the adjoint
-needs -- ``S`` (spikes), ``X`` (the surrogate's argument times its ``beta``) and, for reset to
-zero with the reset in the graph, ``U`` (the pre-reset potential). For the sigmoid surrogate
-torch evaluates ``sigmoid(X)`` over all steps at once (its vectorised ``exp``); the backward
-kernel forms ``sigma'`` from it (or from ``X``, for SuperSpike) with the operations of the torch
-surrogate, and runs the adjoint recurrence (the same equations as
-:func:`spikeloc.engine.layers._backward_adaptive`, which reduce to the non-adaptive ones when
-``adaptive_beta = 0``). Two forms of each kernel:
+**LIF kernels** (:func:`lif_forward`, :func:`lif_backward`), generated from the specification
+in :mod:`spikeloc.engine.lif_spec` (every option of its ``LIFSpec``: both update orders, reset to
+zero or by subtraction, ``detach_reset``, adaptive threshold, both surrogates). Arrays indexed
+(batch, T, units) with any strides; results are batch-major (each batch row's (T, units) block
+contiguous: the layout of the input layer's output and of the readout's gradient, so no
+transposing copies). The forward kernel records what the adjoint needs -- ``S`` (spikes), ``X``
+(the surrogate's argument times its ``beta``) and, for reset to zero with the reset in the
+graph, ``U`` (the pre-reset potential). For the sigmoid surrogate torch evaluates
+``sigmoid(X)`` over all steps at once (its vectorised ``exp``); the adjoint kernel forms
+``sigma'`` from it (or from ``X``, for SuperSpike) with the operations of the torch surrogate.
+Two forms of each kernel, from the same statements:
 
 * loop kernels (any width, any strides): the units of a step in an inner loop, the state in
   small arrays;
 * lane-block kernels (C-contiguous arrays, a width that is a multiple of 8 up to
-  :data:`MAX_LANES`): generated source with every unit unrolled into named scalars, so the
-  state stays in registers over the time loop and LLVM's SLP vectoriser packs the units into
-  SIMD registers -- the adjoint 4x faster (``SPIKELOC_LANE_KERNELS=0`` turns them off). The
-  generated modules are written to ``SPIKELOC_KERNEL_DIR`` (default
-  ``~/.cache/spikeloc/kernels``), where numba also caches their machine code.
+  :data:`MAX_LANES`): every unit unrolled into named scalars, so the state stays in registers
+  over the time loop and LLVM's SLP vectoriser packs the units into SIMD registers -- the
+  adjoint 4x faster (``SPIKELOC_LANE_KERNELS=0`` turns them off).
+
+The generated modules are written to ``SPIKELOC_KERNEL_DIR`` (default
+``~/.cache/spikeloc/kernels``), named by the hash of their source, where numba also caches
+their machine code.
 
 **Table input layer** (:func:`bit_group_bags`, :func:`bit_group_scatter`): the kernels behind
 :class:`spikeloc.engine.layers.TableInput` (below).
