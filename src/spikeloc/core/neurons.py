@@ -2,8 +2,10 @@ r"""Neuron dynamics as small typed step functions (units: seconds).
 
 Every neuron model follows one contract (:class:`NeuronModel`): a NamedTuple of parameters, a
 NamedTuple state, ``initial_state(batch_shape, p)`` and
-``step(input_current, state, p) -> (spikes, new_state)``. The ``nn.Module`` layers in
-:mod:`spikeloc.engine.layers` own weights and the time loop.
+``step(input_current, state, p) -> (spikes, new_state)``. The network
+(:class:`spikeloc.core.models.SNN`) owns weights and the time loop; these steps are the oracle
+that the fused engine (:mod:`spikeloc.engine`, kernels generated from
+:mod:`spikeloc.engine.lif_spec`) is tested against.
 
 Leaky integrate-and-fire (LIF), exact exponential decay over one bin of ``dt_s``:
 

@@ -86,6 +86,7 @@ __all__ = [
     "SpikeInput",
     "SPARSE_MAX_DENSITY",
     "ensure_runtime",
+    "backend_for",
     "unsupported",
     "run_lif",
     "lif_sequence",
