@@ -30,7 +30,8 @@ def test_training_step_benchmark_smoke_run(tmp_path):
     assert rows["spikeloc"]["ratio_vs_spikeloc"] == 1.0
     for row in rows.values():
         assert row["T"] == 100 and row["H"] == 30
-        assert row["reps"] == 4 and row["rounds"] == 2  # 2 rounds x bursts of 2
+        # 2 rounds x bursts of at most 2 (the benchmark shortens a burst when a step is slow)
+        assert row["rounds"] == 2 and 2 <= row["reps"] <= 4
         assert row["median_ms"] > 0 and row["peak_mem_mb"] > 0 and row["first_step_s"] > 0
     assert data["threads"] == 2 and data["burst"] == 2
 
