@@ -229,11 +229,12 @@ _NON_NEGATIVE = {
 _UNIT_INTERVAL = {"dropout", "inhibitory_fraction"}
 
 
-def _deep_merge(base: dict, override: dict) -> dict:
+def deep_merge(base: dict, override: dict) -> dict:
+    """A copy of ``base`` with ``override`` merged into it, mappings key by key."""
     out = copy.deepcopy(base)
     for k, v in override.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
     return out
@@ -346,7 +347,7 @@ def config_from_dict(data: dict[str, Any] | None, source: str | Path = "<config>
             raise ConfigError(
                 source, "preset", f"unknown preset {preset!r}; known: {sorted(PRESETS)}"
             )
-        data = _deep_merge(PRESETS[preset], data)
+        data = deep_merge(PRESETS[preset], data)
     cfg = _build(RunConfig, data, "", source)
     _cross_checks(cfg, source)
     return cfg
@@ -366,7 +367,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         where = f"line {mark.line + 1}" if mark else "<yaml>"
         raise ConfigError(path, where, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if overrides:
-        data = _deep_merge(data or {}, overrides)
+        data = deep_merge(data or {}, overrides)
     return config_from_dict(data, path)
 
 

@@ -46,7 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spikeloc.core.config import config_from_dict
+from spikeloc.core.config import config_from_dict, deep_merge
 from spikeloc.errors import ConfigError
 
 __all__ = [
@@ -195,16 +195,6 @@ def _get_dotted(tree: Mapping, dotted: str) -> Any:
     return node
 
 
-def _deep_merge(base: dict, override: Mapping) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
@@ -264,11 +254,11 @@ def _resolve(data: dict, where: str, field_prefix: str) -> dict:
 def _single_run(module: str, name: str, spec: Mapping, scale: str, where: str, root: str):
     prefix = f"runs.{name}"
     base = {"name": f"{module}.{name}", "preset": spec["preset"], "seed": spec.get("seed", 0)}
-    data = _deep_merge(base, spec.get("overrides") or {})
+    data = deep_merge(base, spec.get("overrides") or {})
     resolved = _resolve(data, where, f"{prefix}.overrides")
     if scale == "quick":
         quick = (spec.get("quick") or {}).get("overrides")
-        data = _deep_merge(data, _quick_overrides(resolved, quick))
+        data = deep_merge(data, _quick_overrides(resolved, quick))
         resolved = _resolve(data, where, f"{prefix}.quick.overrides")
     return RunSpec(
         module=module,
@@ -341,7 +331,7 @@ def _sweep_runs(module: str, name: str, spec: Mapping, scale: str, where: str, r
         quick = spec.get("quick") or {}
         seeds = _seeds(quick["seeds"]) if "seeds" in quick else seeds[:DEFAULT_QUICK_SEEDS]
     base = {"preset": spec["preset"]}
-    base = _deep_merge(base, spec.get("overrides") or {})
+    base = deep_merge(base, spec.get("overrides") or {})
     runs = []
     for point in _sweep_points(spec, scale, prefix):
         for seed in seeds:
@@ -367,7 +357,7 @@ def _sweep_runs(module: str, name: str, spec: Mapping, scale: str, where: str, r
                 raise
             if scale == "quick":
                 quick_over = (spec.get("quick") or {}).get("overrides")
-                data = _deep_merge(data, _quick_overrides(resolved, quick_over))
+                data = deep_merge(data, _quick_overrides(resolved, quick_over))
                 resolved = _resolve(data, where, f"{prefix}.quick.overrides")
             runs.append(
                 RunSpec(
