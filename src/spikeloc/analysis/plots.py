@@ -29,6 +29,7 @@ __all__ = [
     "raster",
     "weight_matrix",
     "training_curve",
+    "sweep_curve",
 ]
 
 # Colours of the published figs 06/07: SNN black, approximations blue/orange/green.
@@ -376,4 +377,69 @@ def training_curve(history: Sequence[Mapping[str, Any]] | Any) -> Figure:
         ax.set_ylabel(label)
         ax.legend(loc="best", fontsize=7, frameon=False)
         _clean(ax)
+    return fig
+
+
+def sweep_curve(
+    summary: Any,
+    x: str,
+    *,
+    runs: Any = None,
+    metric: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str = "",
+    x_scale: float = 1.0,
+    y_scale: float = 1.0,
+    log_x: bool = False,
+    figsize: tuple[float, float] = (3.5, 2.6),
+) -> Figure:
+    """A metric against one swept value: mean over seeds (line and dots) and one standard
+    deviation either side (error bars), optionally every run as a small grey dot.
+
+    ``summary``: rows with columns ``x``, ``mean`` and ``sd`` (what
+    :func:`spikeloc.analysis.sweep_stats.mean_sd` returns; a DataFrame or a list of dicts).
+    ``runs`` and ``metric``: the sweep table and the metric's column, for the single runs.
+    Values are multiplied by ``x_scale`` / ``y_scale`` for display (1e3: seconds to ms).
+    """
+    rows = _history_rows(summary)
+    if not rows:
+        raise ValueError("sweep_curve: empty summary")
+    order = np.argsort([float(r[x]) for r in rows], kind="stable")
+    xs = np.asarray([float(rows[i][x]) for i in order]) * x_scale
+    mean = _column([rows[i] for i in order], "mean") * y_scale
+    sd = _column([rows[i] for i in order], "sd") * y_scale
+    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    if runs is not None:
+        if metric is None:
+            raise ValueError("sweep_curve: `runs` needs `metric`, the column to show")
+        single = _history_rows(runs)
+        ax.plot(
+            _column(single, x) * x_scale,
+            _column(single, metric) * y_scale,
+            "o",
+            color="0.55",
+            ms=3,
+            mew=0,
+            label="single runs",
+            zorder=3,
+        )
+    ax.errorbar(
+        xs,
+        mean,
+        yerr=np.where(np.isfinite(sd), sd, 0.0),
+        fmt="-o",
+        color="k",
+        ms=4,
+        capsize=2.5,
+        elinewidth=0.8,
+        label="mean \u00b1 sd over seeds",
+        zorder=2,
+    )
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel if xlabel is not None else x)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best", fontsize=7, frameon=False)
+    _clean(ax)
     return fig

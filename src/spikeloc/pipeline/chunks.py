@@ -314,12 +314,17 @@ def _cell(value: Any) -> str:
 
 
 def table_text(results: Sequence[str | Path]) -> str:
-    """CSV text of the rows of ``results`` in order; columns in order of first appearance
-    (run, path, the swept keys, seed, then the metrics); lists as JSON."""
+    """CSV text of the rows of ``results`` in order; columns run, path, the swept keys (dotted
+    names), seed, then the metrics, each group in order of first appearance; lists as JSON."""
     rows = [row for path in results for row in read_result(path)]
-    columns: dict[str, None] = {}
+    seen: dict[str, None] = {}
     for row in rows:
-        columns.update(dict.fromkeys(row))
+        seen.update(dict.fromkeys(row))
+    # result files are written with sorted keys, so order the groups here
+    swept = [c for c in seen if "." in c]
+    first = [c for c in ("run", "path") if c in seen]
+    rest = [c for c in seen if c not in ("run", "path", "seed") and "." not in c]
+    columns = dict.fromkeys([*first, *swept, *(["seed"] if "seed" in seen else []), *rest])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(list(columns))

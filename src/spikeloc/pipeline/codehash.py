@@ -21,8 +21,8 @@ from pathlib import Path
 __all__ = ["TRAINING_ENTRY_POINTS", "code_files", "code_hash"]
 
 PACKAGE = "spikeloc"
-#: What a training run executes: the training loop and the chunk runner that calls it.
-TRAINING_ENTRY_POINTS = ("spikeloc.core.training",)
+#: What a training run executes: the training loop, alone or as a member of an ensemble.
+TRAINING_ENTRY_POINTS = ("spikeloc.core.training", "spikeloc.core.ensemble")
 
 
 def _package_dir() -> Path:

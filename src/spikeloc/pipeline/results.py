@@ -90,8 +90,10 @@ def load_sweep(table: str | Path):
     df = pd.read_csv(table)
     for column in df.columns:
         values = df[column]
-        if values.dtype == object and values.astype(str).str.startswith("[").all():
-            df[column] = values.map(json.loads)
+        # text columns are `object` before pandas 3 and `str` from it on
+        textual = pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+        if textual and values.astype(str).str.startswith("[").all():
+            df[column] = values.map(json.loads).astype(object)
     return df
 
 

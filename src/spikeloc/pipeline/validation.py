@@ -249,7 +249,15 @@ def _problem_lines(err, where, pattern_hints, normalise, enum_wording) -> list[s
     if kind == "uniqueItems":
         return [f"{where}: {field}: lists the same entry twice"]
     if kind in ("oneOf", "anyOf") and err.context:
-        best = jsonschema.exceptions.best_match(err.context)
+        # the branch of the value's own type says what is wrong with it (seeds: 0 is below
+        # the minimum, not "must be a list")
+        fitting = [e for e in err.context if e.validator != "type"]
+        if not fitting and all(not e.path for e in err.context):
+            wanted = dict.fromkeys(_expected(e.validator_value) for e in err.context)
+            return [
+                f"{where}: {field}: must be {' or '.join(wanted)}, got {type_name(err.instance)}"
+            ]
+        best = jsonschema.exceptions.best_match(fitting or err.context)
         return _problem_lines(best, where, pattern_hints, normalise, enum_wording)
     message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
     return [f"{where}: {field}: {message}"]
