@@ -12,7 +12,8 @@
 # is skipped, and a killed one resumes from its last epoch, so adding a grid point trains only
 # that point and a rerun after a kill trains only what had not finished. A run retrains
 # exactly when its resolved config or the code that trains it changes (the code hash is
-# derived from the imports of spikeloc.core.training: python -m spikeloc.pipeline.codehash).
+# derived from the imports of spikeloc.core.training and
+# spikeloc.core.ensemble: python -m spikeloc.pipeline.codehash).
 # Device, threads, memory and wall time are resources: moving a chunk from a laptop CPU to a
 # cluster GPU retrains nothing.
 
