@@ -196,7 +196,7 @@ SWEEP_MISTAKES = {
     ),
     "grid-key-typo": (
         lambda s: s.update(grid={"model.tau_hiden_s": [0.01, 0.02]}),
-        "sweeps.tau.grid.model.tau_hiden_s: 0.01: unknown key (did you mean 'tau_output_s'?)",
+        "sweeps.tau.grid.model.tau_hiden_s: 0.01: unknown key (did you mean 'tau_hidden_s'?)",
     ),
     "preset-typo": (
         lambda s: s.update(preset="tutorail"),

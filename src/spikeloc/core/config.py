@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -280,10 +281,11 @@ def _check_value(value: Any, tp: Any, path: str, source: str) -> Any:
 
 def _build(cls: type, data: dict, prefix: str, source: str):
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = [f.name for f in dataclasses.fields(cls)]  # in field order: a stable hint
     for key in data:
         if key not in names:
-            close = [n for n in names if n.startswith(str(key)[:3])]
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+            close = close or [n for n in names if n.startswith(str(key)[:3])]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(source, prefix + str(key), f"unknown key{hint}")
     kwargs = {}
