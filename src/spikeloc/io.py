@@ -17,6 +17,7 @@ import torch
 from spikeloc.errors import WeightsError
 
 __all__ = [
+    "final_mode",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -34,11 +35,32 @@ _W1_NAMES = ("W1", "W_ih", "w1")
 _W2_NAMES = ("W2", "W_ho", "w2")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def final_mode(path: str | Path) -> int:
+    """The permission bits a file written at ``path`` should end with.
+
+    An existing file keeps its mode (a tracked ``CITATION.cff`` stays 0644); a new one gets
+    what ``open()`` would give it: ``0o666`` less the process umask. ``tempfile.mkstemp``
+    alone would leave every output 0600, unreadable to collaborators on a shared filesystem.
+    """
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
+
+
 def _atomic(path: str | Path, write: Callable[[Any], None], mode: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    perms = final_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, perms)
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()

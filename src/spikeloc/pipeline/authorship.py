@@ -30,7 +30,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 import yaml
 
 from spikeloc.errors import SpikelocError
+from spikeloc.io import atomic_write_bytes
 from spikeloc.pipeline import validation
 from spikeloc.pipeline.manifests import scan_manifests
 from spikeloc.pipeline.validation import read_yaml, show_path
@@ -749,18 +749,8 @@ def citation_cff(
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (``spikeloc.io``: keeps the file's mode)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _json_text(data: Any) -> str:

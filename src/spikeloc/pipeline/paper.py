@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -34,7 +35,15 @@ from spikeloc.errors import SpikelocError
 from spikeloc.io import atomic_write_bytes, atomic_write_json
 from spikeloc.pipeline.manifests import load_manifests
 
-__all__ = ["PaperError", "modules_data", "build_timestamp", "build", "main"]
+__all__ = [
+    "PaperError",
+    "modules_data",
+    "swallowed_punctuation",
+    "check_sources",
+    "build_timestamp",
+    "build",
+    "main",
+]
 
 #: Marker printed for a missing number in draft (non-strict) builds; tests look for it.
 MISSING_MARKER = "MISSING NUMBER"
@@ -42,6 +51,51 @@ MISSING_MARKER = "MISSING NUMBER"
 
 class PaperError(SpikelocError):
     """The paper cannot be built (a Typst error, e.g. a missing variable or figure)."""
+
+
+# An embedded call in markup, ``#name(...)`` or ``#a.b(...)[...]``, directly followed by ``;``:
+# Typst reads that ``;`` as the end of the expression and drops it from the text, so
+# "#qty("x"); a model" prints "2.61° a model". Statements (#let, #set, ...) are code, not text.
+_EMBEDDED_SEMICOLON = re.compile(
+    r"#(?!(?:let|set|show|import|include|if|for|while|return)\b)"
+    r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*"
+    r"(?:\((?:[^()\n]|\([^()\n]*\))*\))?(?:\[[^\]\n]*\])*;"
+)
+
+
+def _strip_comment(line: str) -> str:
+    """``line`` without a trailing ``// comment`` (not a ``//`` inside a string or a URL)."""
+    for m in re.finditer(r"(?<!:)//", line):
+        if line[: m.start()].count('"') % 2 == 0:
+            return line[: m.start()]
+    return line
+
+
+def swallowed_punctuation(text: str) -> list[tuple[int, str]]:
+    """``(line, snippet)`` for every embedded value whose following ``;`` Typst would swallow.
+
+    Write ``#qty("k")\\;`` (an escaped semicolon) or rephrase; comments are ignored.
+    """
+    hits = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for m in _EMBEDDED_SEMICOLON.finditer(_strip_comment(line)):
+            hits.append((number, m.group(0)))
+    return hits
+
+
+def check_sources(paper_dir: str | Path = "paper") -> None:
+    """Refuse Typst sources under ``paper_dir`` whose text would lose a ``;`` (all at once)."""
+    problems = []
+    for path in sorted(Path(paper_dir).rglob("*.typ")):
+        if "build" in path.relative_to(paper_dir).parts:
+            continue
+        for number, snippet in swallowed_punctuation(path.read_text(encoding="utf-8")):
+            problems.append(
+                f"{path}:{number}: `{snippet}`: Typst swallows a ';' written straight after an "
+                f"embedded value; write `{snippet[:-1]}\\;`"
+            )
+    if problems:
+        raise PaperError("\n".join(problems))
 
 
 def _figure_width(figure_id: str, figures_dir: Path) -> float:
@@ -155,6 +209,7 @@ def build(
     import typst
 
     root = Path(root).resolve()
+    check_sources(root / Path(main_file).parent)
     for what, p in (("variables", variables), ("claims", claims)):
         if not (root / p).is_file():  # (root / p is p itself when p is absolute)
             raise PaperError(f"{p}: ({what}): no such file; run `snakemake {p}` first")
