@@ -20,7 +20,21 @@ class ConfigError(SpikelocError, ValueError):
         self.source = str(source) if source is not None else "<config>"
         self.field = field
         self.problem = problem
+        self.problems = [self]
         super().__init__(f"{self.source}: {field}: {problem}")
+
+    @classmethod
+    def combine(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error for several problems of one file: one ``file: field: problem`` line each
+        (``field``/``problem`` are the first's; ``problems`` holds them all)."""
+        first = errors[0]
+        combined = cls(first.source, first.field, first.problem)
+        combined.problems = list(errors)
+        combined.args = ("\n".join(str(e) for e in errors),)
+        return combined
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else super().__str__()
 
 
 class WeightsError(SpikelocError, ValueError):

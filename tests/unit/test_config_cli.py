@@ -149,3 +149,30 @@ def test_dale_effective_weights_and_init_bounds():
     assert float(basic.W1.detach().abs().max()) <= 1 / np.sqrt(8) and float(
         basic.W1.detach().abs().max()
     ) > 1 / np.sqrt(12)
+
+
+def test_every_problem_of_a_run_config_is_reported_at_once(tmp_path):
+    from spikeloc.core.config import load_config
+    from spikeloc.errors import ConfigError
+
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "preset: basic\nmodel: {n_hiden: 4, tau_hidden_s: abc}\ntraining: {epoks: 2, lr: -1}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).splitlines() == [
+        f"{path}: model.n_hiden: unknown key (did you mean 'n_hidden'?)",
+        f"{path}: model.tau_hidden_s: must be a number, got 'abc'",
+        f"{path}: training.epoks: unknown key (did you mean 'epochs'?)",
+        f"{path}: training.lr: must be > 0, got -1.0",
+    ]
+    assert len(err.value.problems) == 4 and err.value.field == "model.n_hiden"
+
+
+def test_an_unknown_key_without_a_close_match_lists_the_allowed_keys(tmp_path):
+    from spikeloc.core.config import config_from_dict
+    from spikeloc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"overides: unknown key \(allowed: name, preset, seed"):
+        config_from_dict({"preset": "basic", "overides": {}}, "run.yaml")

@@ -18,7 +18,8 @@ def edit_yaml(path: Path, change) -> None:
 
 def dry_run_fails(root: Path, *extra: str) -> str:
     r = snakemake(["-n", "figures", *extra], root, timeout=300)
-    assert r.returncode != 0, f"expected a failure, got:\n{r.stdout[-3000:]}"
+    assert r.returncode == 2, f"expected exit code 2, got {r.returncode}:\n{r.stdout[-3000:]}"
+    assert "Traceback" not in r.stdout, r.stdout[-3000:]
     # nothing ran: no job output, not even the generated run configs
     assert not (root / "results").exists(), "a job ran before validation failed"
     return r.stdout
@@ -212,10 +213,17 @@ def test_bad_config_fails_before_any_job(repo_copy, change, expected):
     assert expected in out, out[-3000:]
 
 
-def test_quick_config_problems_name_both_files(repo_copy):
+def test_quick_config_problems_name_the_file_that_holds_them(repo_copy):
     (repo_copy / "config/quick.yaml").write_text("scale: quick\ntrain: {mem: 5}\n")
     out = dry_run_fails(repo_copy, "--configfile", "config/quick.yaml")
-    assert "config/config.yaml + config/quick.yaml: train.mem: unknown key" in out
+    assert "config/quick.yaml: train.mem: unknown key" in out, out[-3000:]
+
+
+def test_command_line_config_problems_name_the_command_line(repo_copy):
+    out = dry_run_fails(repo_copy, "--config", "devce=cpu", "scale=tiny")
+    assert "--config: devce: unknown key (did you mean 'device'?)" in out, out[-3000:]
+    assert "--config: scale: 'tiny' is not one of paper, quick" in out
+    assert "Traceback" not in out and "common.smk" not in out
 
 
 def test_notebook_without_parameters_cell_fails(repo_copy):

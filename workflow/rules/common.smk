@@ -8,6 +8,7 @@
 #
 # Paths are relative to the repository root: run snakemake from there.
 
+import sys
 from pathlib import Path
 
 from spikeloc.errors import SpikelocError
@@ -15,22 +16,22 @@ from spikeloc.pipeline import authorship, manifests
 from spikeloc.pipeline.chunks import RUN_FILES
 
 
-class PipelineError(SpikelocError):
-    """A problem in the config or a manifest, one ``<file>: <field>: <problem>`` per line."""
-
-
 def fail(problems):
-    """Stop the workflow before any job runs, printing one line per problem."""
-    raise PipelineError("\n".join(problems))
+    """Stop the workflow before any job runs: one line per problem on stderr, exit code 2
+    (no traceback: the lines name the file and field, which is all a user needs)."""
+    print("\n".join(problems), file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 # The software environment of every rule (documentation, and `--sdm conda` on clusters that
 # want it); relative to workflow/rules/, where the rules are defined.
 CONDA_ENV = "../../environment.yml"
 
-CONFIG_SOURCE = manifests.config_source(workflow.configfiles)
+CONFIG_SOURCES = manifests.config_sources(
+    workflow.configfiles, workflow.config_settings.config
+)
 try:
-    PROJECT = manifests.load_project(config, CONFIG_SOURCE)
+    PROJECT = manifests.load_project(config, CONFIG_SOURCES)
 except manifests.ProblemsError as exc:
     fail(exc.problems)
 

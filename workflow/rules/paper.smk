@@ -55,7 +55,7 @@ rule typeset:
     params:
         timestamp=CFG["paper"]["timestamp"] if CFG["paper"]["timestamp"] is not None else "",
         strict="--strict" if CFG["paper"]["strict"] else "--draft",
-        label=CONFIG_SOURCE,
+        label=PROJECT.config_source,
     conda:
         CONDA_ENV
     log:

@@ -279,29 +279,53 @@ def _check_value(value: Any, tp: Any, path: str, source: str) -> Any:
     return value
 
 
-def _build(cls: type, data: dict, prefix: str, source: str):
+class _Problems(list):
+    """The config problems found so far (all of a file's problems are reported at once)."""
+
+    def raise_if_any(self) -> None:
+        if len(self) == 1:
+            raise self[0]
+        if self:
+            raise ConfigError.combine(self)
+
+
+def _build(cls: type, data: dict, prefix: str, source: str, problems: _Problems | None = None):
+    """``cls(**data)`` with every key and value checked; with ``problems`` given, every problem
+    is collected there (and a field with a problem is left at its default) instead of raised."""
+    collect = problems is not None
+    problems = _Problems() if problems is None else problems
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # in field order: a stable hint
     for key in data:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
             close = close or [n for n in names if n.startswith(str(key)[:3])]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(source, prefix + str(key), f"unknown key{hint}")
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(names)})"
+            problems.append(ConfigError(source, prefix + str(key), f"unknown key{hint}"))
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
         path = prefix + f.name
-        value = _check_value(data[f.name], hints[f.name], path, source)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if f.name in _POSITIVE and value <= 0:
-                raise ConfigError(source, path, f"must be > 0, got {value!r}")
-            if f.name in _NON_NEGATIVE and value < 0:
-                raise ConfigError(source, path, f"must be >= 0, got {value!r}")
-            if f.name in _UNIT_INTERVAL and not 0 <= value <= 1:
-                raise ConfigError(source, path, f"must be in [0, 1], got {value!r}")
+        tp = hints[f.name]
+        try:
+            if dataclasses.is_dataclass(tp) and isinstance(data[f.name], dict):
+                value = _build(tp, data[f.name], path + ".", source, problems)
+            else:
+                value = _check_value(data[f.name], tp, path, source)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if f.name in _POSITIVE and value <= 0:
+                    raise ConfigError(source, path, f"must be > 0, got {value!r}")
+                if f.name in _NON_NEGATIVE and value < 0:
+                    raise ConfigError(source, path, f"must be >= 0, got {value!r}")
+                if f.name in _UNIT_INTERVAL and not 0 <= value <= 1:
+                    raise ConfigError(source, path, f"must be in [0, 1], got {value!r}")
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
         kwargs[f.name] = value
+    if not collect:
+        problems.raise_if_any()
     return cls(**kwargs)
 
 
@@ -350,7 +374,9 @@ def config_from_dict(data: dict[str, Any] | None, source: str | Path = "<config>
                 source, "preset", f"unknown preset {preset!r}; known: {sorted(PRESETS)}"
             )
         data = deep_merge(PRESETS[preset], data)
-    cfg = _build(RunConfig, data, "", source)
+    problems = _Problems()
+    cfg = _build(RunConfig, data, "", source, problems)
+    problems.raise_if_any()
     _cross_checks(cfg, source)
     return cfg
 

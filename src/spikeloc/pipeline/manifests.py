@@ -230,13 +230,37 @@ def load_manifests(
     return manifests
 
 
-def load_config(config: Mapping[str, Any], source: str, *, root: str | Path = ".") -> dict:
-    """The workflow config with every default filled in; raises :class:`ProblemsError`."""
+def load_config(
+    config: Mapping[str, Any], source: str | Mapping[str, str], *, root: str | Path = "."
+) -> dict:
+    """The workflow config with every default filled in; raises :class:`ProblemsError`.
+
+    ``source`` names where the config came from: one name, or (from :func:`config_sources`)
+    the place that set each top-level key, so every problem names the file, or ``--config``,
+    that holds the bad value.
+    """
     schema = load_schema("config", root)
-    problems = schema_problems(dict(config), schema, source)
+    if isinstance(source, str):
+        problems = schema_problems(dict(config), schema, source)
+    else:
+        marker = "\x00config"
+        problems = [
+            _attribute(line, marker, source)
+            for line in schema_problems(dict(config), schema, marker)
+        ]
     if problems:
         raise ProblemsError(problems)
     return with_defaults(dict(config), schema)
+
+
+def _attribute(line: str, marker: str, sources: Mapping[str, str]) -> str:
+    rest = line[len(marker) + 2 :]
+    parts = re.split(r"\.|\[", rest.split(": ", 1)[0])
+    for n in range(len(parts), 0, -1):  # the longest key path some source set
+        where = sources.get(".".join(parts[:n]))
+        if where:
+            return f"{where}: {rest}"
+    return f"{sources.get('', 'config')}: {rest}"
 
 
 # --------------------------------------------------------------------------- the project
@@ -390,7 +414,7 @@ def module_chunks(manifest: Manifest, scale: str, default_chunk_size: int) -> li
 
 def load_project(
     config: Mapping[str, Any],
-    source: str,
+    source: str | Mapping[str, str],
     *,
     root: str | Path = ".",
     analyses_dir: str | Path = ANALYSES_DIR,
@@ -410,7 +434,39 @@ def load_project(
     problems += more
     if problems:
         raise ProblemsError(problems)
-    return Project(cfg, source, manifests, code_hash or _code_hash())
+    label = source if isinstance(source, str) else source.get("", "config")
+    return Project(cfg, label, manifests, code_hash or _code_hash())
+
+
+def config_sources(
+    files: Sequence[str], command_line: Mapping[str, Any] | None = None, root: str | Path = "."
+) -> dict[str, str]:
+    """Where each config key path (``train``, ``train.chunk_size``) was set: the last config
+    file that holds it, or ``--config`` for keys given on the command line; ``""`` maps to all
+    the files together (for problems of keys no source holds, e.g. a missing one)."""
+    here = Path(root).resolve()
+    out: dict[str, str] = {"": config_source(files, root)}
+    for f in files or ["config/config.yaml"]:
+        p = Path(f).resolve()
+        name = str(p.relative_to(here)) if p.is_relative_to(here) else str(f)
+        try:
+            data, _ = read_yaml(p)
+        except Exception:  # unreadable files are reported by snakemake itself
+            continue
+        out.update({key: name for key in _key_paths(data)})
+    out.update({key: "--config" for key in _key_paths(dict(command_line or {}))})
+    return out
+
+
+def _key_paths(data: Any, prefix: str = "") -> list[str]:
+    """Every dotted key path of a nested mapping: ``{"a": {"b": 1}}`` -> ``["a", "a.b"]``."""
+    if not isinstance(data, Mapping):
+        return []
+    out = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        out += [key, *_key_paths(v, key + ".")]
+    return out
 
 
 def config_source(files: Sequence[str], root: str | Path = ".") -> str:
