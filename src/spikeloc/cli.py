@@ -8,6 +8,9 @@ Subcommands::
     spikeloc evaluate (--preset NAME | --config FILE) --weights FILE --samples N --seed S [--json]
     spikeloc contributors check|build ...
     spikeloc new-module NAME --owner HANDLE --title "..." [--sweep]
+    spikeloc config-keys [--preset NAME]
+
+``spikeloc`` alone, or ``spikeloc COMMAND --help``, prints the commands with examples.
 
 Every user error (bad config, bad weights file, bad contributor file, bad argument) is printed
 as one line ``spikeloc: error: <file>: <field>: <problem>`` and exits with status 2.
@@ -52,11 +55,76 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_parser("contributors", help="validate contributor files, build author lists")
     )
     scaffold.configure_parser(sub.add_parser("new-module", help="scaffold a new analysis module"))
+    keys = sub.add_parser("config-keys", help="list every run-config key, its values and default")
+    keys.add_argument("--preset", help="show the values of this preset (basic, tutorial)")
+    keys.set_defaults(func=_config_keys)
+    _add_examples(parser, sub)
     return parser
+
+
+#: Worked examples shown by ``spikeloc COMMAND --help`` (and ``spikeloc --help``).
+EXAMPLES = {
+    "train": """\
+examples:
+  printf 'preset: basic\\nseed: 1\\n' > run.yaml
+  spikeloc train run.yaml --out runs/basic_seed1          # model.pt, metrics.json, history.csv
+  spikeloc train run.yaml --out runs/basic_seed1 --resume # continue a killed run
+run-config keys: `spikeloc config-keys` (with --preset basic: that preset's values)""",
+    "evaluate": """\
+examples:
+  spikeloc evaluate --preset basic --weights data/published-basic-model/weights.npz \\
+      --samples 4096 --seed 0 --json
+  spikeloc evaluate --config run.yaml --weights runs/basic_seed1/model.pt --samples 1024 --seed 3""",
+    "new-module": """\
+example:
+  spikeloc new-module tau_study --owner your-github-login --title "Hidden time constants" --sweep
+then: snakemake -n figures   (lists rule analyse_tau_study); workflow/README.md walks through it""",
+    "contributors": """\
+examples:
+  spikeloc contributors check contributors workflow/analyses
+see contributors/README.md for the file format""",
+    "config-keys": """\
+examples:
+  spikeloc config-keys                  # defaults
+  spikeloc config-keys --preset basic   # the paper's minimal model""",
+}
+
+_TOP_EPILOG = """\
+start here:
+  snakemake figures paper --configfile config/quick.yaml   # the whole pipeline in minutes
+  spikeloc train run.yaml --out runs/my_run                # one network from a run config
+  spikeloc config-keys --preset basic                      # every run-config key
+`spikeloc COMMAND --help` shows examples; README.md and docs/ explain the rest."""
+
+
+def _add_examples(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> None:
+    parser.epilog = _TOP_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for name, sub_parser in sub.choices.items():
+        if name in EXAMPLES:
+            sub_parser.epilog = EXAMPLES[name]
+            sub_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def _config_keys(args: argparse.Namespace) -> int:
+    from spikeloc.core.config import PRESETS, config_keys
+    from spikeloc.errors import ConfigError
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ConfigError("--preset", "<argument>", f"unknown preset {args.preset!r}; known: {sorted(PRESETS)}")
+    rows = config_keys(args.preset)
+    width = max(len(k) for k, _, _ in rows)
+    for key, words, value in rows:
+        print(f"{key:<{width}}  {value!r:<12}  {words}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # `spikeloc` alone: what it can do, not an argparse error
+        parser.print_help()
+        return 2
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -42,6 +42,7 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "config_hash",
+    "config_keys",
 ]
 
 
@@ -406,3 +407,37 @@ def config_hash(cfg: RunConfig) -> str:
     d.pop("threads", None)
     blob = json.dumps(d, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _type_words(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) if not isinstance(a, str) else a for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_words(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return {bool: "bool", int: "int", float: "number", str: "string"}.get(tp, str(tp))
+
+
+def config_keys(preset: str | None = None) -> list[tuple[str, str, Any]]:
+    """Every run-config key as ``(dotted key, allowed values, value)``, in field order.
+
+    The values are the defaults, or those of ``preset`` (``spikeloc config-keys --preset
+    basic`` prints them).
+    """
+    base = config_from_dict({"preset": preset} if preset else {}, "<preset>")
+    rows: list[tuple[str, str, Any]] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                rows.append((prefix + f.name, _type_words(hints[f.name]), value))
+
+    walk(base, "")
+    return rows
+

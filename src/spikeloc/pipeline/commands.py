@@ -200,7 +200,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     with torch.no_grad():
         summary = evaluation.summarise(evaluation.predict(model, data))
-    summary.update({"weights": str(args.weights), "seed": args.seed})
+    # the stream the test set came from: a legacy numpy seed replaces the seed
+    if args.legacy_numpy_seed is not None:
+        summary.update({"weights": str(args.weights), "legacy_numpy_seed": args.legacy_numpy_seed})
+    else:
+        summary.update({"weights": str(args.weights), "seed": args.seed})
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
