@@ -33,6 +33,7 @@ from typing import Any
 
 from spikeloc.errors import SpikelocError
 from spikeloc.io import atomic_write_bytes, atomic_write_json
+from spikeloc.pipeline.coverage import PUBLISHED, coverage
 from spikeloc.pipeline.manifests import load_manifests
 
 __all__ = [
@@ -153,7 +154,10 @@ def modules_data(
             }
         )
     modules.sort(key=lambda d: (d["order"], d["name"]))
-    return {"format": "spikeloc-paper-modules/1", "modules": modules}
+    out: dict[str, Any] = {"format": "spikeloc-paper-modules/1", "modules": modules}
+    if (root / PUBLISHED).is_file():  # the coverage table of the reproduction report
+        out["coverage"] = coverage(analyses_dir, root=root)
+    return out
 
 
 def _git(args: Sequence[str], root: Path) -> str | None:
