@@ -35,8 +35,8 @@ for _module in sorted(MODULES):
             runtime=PROJECT.analysis_resource(_module, "runtime"),
         shell:
             "export SPIKELOC_THREADS={threads} MPLBACKEND=Agg; "
-            "papermill {input.notebook} {output.notebook} --kernel python3 --log-output"
-            " --no-progress-bar -y {params.parameters:q} > {log} 2>&1"
+            "python -m spikeloc.pipeline.notebooks {input.notebook} {output.notebook}"
+            " --kernel python3 -y {params.parameters:q} > {log} 2>&1"
             " || {{ cp {output.notebook} {params.failed} 2>/dev/null || true;"
             " echo 'notebook {input.notebook} failed; last lines of {log}:' >&2;"
             " tail -n 60 {log} >&2; exit 1; }}"

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: tqdm.auto wants ipywidgets inside a kernel
 
 from spikeloc import engine
 from spikeloc.core.config import RunConfig

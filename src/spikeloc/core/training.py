@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: tqdm.auto wants ipywidgets inside a kernel
 
 from spikeloc.core import evaluation
 from spikeloc.core.config import RegulariserConfig, RunConfig, config_hash
