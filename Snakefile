@@ -54,3 +54,11 @@ rule all:
         rules.figures.input,
         rules.paper.input,
         rules.authorship.output if hasattr(rules, "authorship") else [],
+
+
+# ---------------------------------------------------------------- the closing summary
+# Figures made, claims held, where the PDF and the logs are (spikeloc.pipeline.summary).
+onsuccess:
+    from spikeloc.pipeline.summary import summary_lines
+
+    print("\n".join(summary_lines(SCALE, RESULTS, PROJECT.figures_dir, PROJECT.paper_pdf, LOGS)))

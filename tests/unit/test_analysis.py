@@ -371,14 +371,15 @@ def test_fig03_titles(published):
     fig = plots.input_examples(data)
     assert isinstance(fig, Figure)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["77", "-83", "-42", "-44", "-61", "-88", "57", "12"]
+    degrees = ["77", "-83", "-42", "-44", "-61", "-88", "57", "12"]
+    assert titles == [f"IPD {d}°" for d in degrees]
 
 
 @needs_weights
 def test_basic_model_figures(published):
     _, _, _, a = published
     expected = {
-        "fig04": (plots.confusion(a.confusion, 12), 1),
+        "fig04": (plots.confusion(a.confusion, 12), 2),  # matrix + colour bar
         "fig05": (plots.hidden_rates(a.hidden_rates_hz), 1),
         "fig06": (plots.hidden_tuning(a), 8),
         "fig07": (plots.output_tuning(a, n_dots=200), 12),
@@ -389,7 +390,8 @@ def test_basic_model_figures(published):
         assert len(fig.axes) == n_axes, name
     assert expected["fig04"][0].axes[0].get_xlabel() == "True IPD (deg)"
     assert expected["fig04"][0].axes[0].get_ylabel() == "Estimated IPD (deg)"
-    assert len(plots.confusion(a.confusion, 12, colorbar=True).axes) == 2
+    assert len(plots.confusion(a.confusion, 12, colorbar=False).axes) == 1
+    assert expected["fig04"][0].axes[1].get_ylabel() == "Fraction of true class"
 
 
 def test_generic_figures():

@@ -25,6 +25,8 @@ rule contributors_check:
     output:
         # Holds the "N contributors, M modules: OK" line; written only when the check passes.
         ok="results/authorship/check.ok",
+    message:
+        "checking the contributor files"
     log:
         "logs/contributors_check/check.log",
     conda:
@@ -47,6 +49,8 @@ rule authorship:
         credit_md="results/authorship/credit.md",
         contributions="results/authorship/contributions.json",
         citation="CITATION.cff",
+    message:
+        "building the author list and CITATION.cff"
     log:
         "logs/authorship/build.log",
     conda:

@@ -12,6 +12,8 @@ rule variables:
         f"{RESULTS}/variables.json",
     conda:
         CONDA_ENV
+    message:
+        "merging the recorded numbers into {output}"
     log:
         f"{LOGS}/variables/merge.log",
     localrule: True
@@ -30,6 +32,8 @@ rule claims:
         f"{RESULTS}/claims.json",
     conda:
         CONDA_ENV
+    message:
+        "checking the published claims into {output}"
     log:
         f"{LOGS}/claims/claims.log",
     localrule: True
@@ -58,6 +62,8 @@ rule typeset:
         label=PROJECT.config_source,
     conda:
         CONDA_ENV
+    message:
+        "typesetting {output}"
     log:
         f"{LOGS}/typeset/paper.log",
     localrule: True

@@ -36,6 +36,8 @@ rule chunk_spec:
         chunk_size=CFG["train"]["chunk_size"],
     conda:
         CONDA_ENV
+    message:
+        "chunk spec {wildcards.module}/{wildcards.group}.{wildcards.index}"
     log:
         f"{LOGS}/chunk_spec/{{module}}/{{group}}.{{index}}.log",
     localrule: True
@@ -54,6 +56,8 @@ rule train_chunk:
         ensemble="" if CFG["train"]["ensemble"] else "--no-ensemble",
     conda:
         CONDA_ENV
+    message:
+        "training {wildcards.module}/{wildcards.group} chunk {wildcards.index} (progress: {log})"
     log:
         f"{LOGS}/train/{{module}}/{{group}}.{{index}}.log",
     threads: chunk_resource("threads")
@@ -75,6 +79,8 @@ rule sweep_table:
         f"{RESULTS}/sweeps/{{module}}/{{sweep}}.csv",
     conda:
         CONDA_ENV
+    message:
+        "sweep table {wildcards.module}/{wildcards.sweep}"
     log:
         f"{LOGS}/sweep_table/{{module}}/{{sweep}}.log",
     localrule: True

@@ -65,7 +65,8 @@ def _minmax(y: np.ndarray) -> np.ndarray:
 
 
 def input_examples(dataset: SpikeDataset, n: int = 8, ncols: int = 4) -> Figure:
-    """Fig03: spike rasters of the first ``n`` samples, titled ``int(deg)`` of the true IPD.
+    """Fig03: spike rasters of the first ``n`` samples, titled with the true IPD (``int(deg)``,
+    as published, with its name and unit: "IPD 77°").
 
     Time steps on x, input index on y (ear 0 fibres, then ear 1), ``gray_r``.
     """
@@ -82,7 +83,7 @@ def input_examples(dataset: SpikeDataset, n: int = 8, ncols: int = 4) -> Figure:
         ax.imshow(
             spikes[k].T, aspect="auto", interpolation="nearest", origin="lower", cmap="gray_r"
         )
-        ax.set_title(f"{int(ipd[k] * 180 / np.pi)}", fontsize=9)
+        ax.set_title(f"IPD {int(ipd[k] * 180 / np.pi)}°", fontsize=9)
         if k % ncols == 0:
             ax.set_ylabel("Input neuron", fontsize=8)
         if k >= n - ncols:
@@ -91,8 +92,9 @@ def input_examples(dataset: SpikeDataset, n: int = 8, ncols: int = 4) -> Figure:
     return fig
 
 
-def confusion(conf: np.ndarray, n_classes: int, *, colorbar: bool = False) -> Figure:
-    """Fig04: confusion matrix ``conf[est, true]`` (column-normalised), extent -90..90 deg."""
+def confusion(conf: np.ndarray, n_classes: int, *, colorbar: bool = True) -> Figure:
+    """Fig04: confusion matrix ``conf[est, true]`` (column-normalised), extent -90..90 deg,
+    with a colour bar of the fraction of each true class (``colorbar=False``: as published)."""
     c = _arr(conf).astype(np.float64)
     if c.shape != (n_classes, n_classes):
         raise ValueError(
@@ -129,8 +131,9 @@ def hidden_rates(rates_hz: np.ndarray | Sequence[float]) -> Figure:
 
 
 def _grid_rows(n_units: int, ncols: int = 4) -> int:
-    """Rows of the tuning-curve grid: the published 3 x 4, more for larger layers."""
-    return max(3, math.ceil(n_units / ncols))
+    """Rows of the tuning-curve grid: as many as the units fill (the published figure's empty
+    third row is left out; the legend goes above the grid)."""
+    return max(1, math.ceil(n_units / ncols))
 
 
 def _tuning_grid(fig: Figure, n_units: int, ncols: int = 4) -> list[Axes]:
@@ -184,12 +187,7 @@ def hidden_tuning(analysis: BasicModelAnalysis, *, published_placement: bool = T
             ax.set_xlabel("IPD (deg)", fontsize=8)
         _clean(ax)
     handles, labels = axes[0].get_legend_handles_labels()
-    if len(order) <= 8:  # the published 3 x 4 layout leaves the third row empty: legend there
-        fig.legend(
-            handles, labels, loc="center", bbox_to_anchor=(0.5, 0.17), ncols=3, frameon=False
-        )
-    else:
-        fig.legend(handles, labels, loc="outside upper center", ncols=3, frameon=False)
+    fig.legend(handles, labels, loc="outside upper center", ncols=3, frameon=False)
     return fig
 
 
@@ -280,7 +278,7 @@ def weights(W_ih: np.ndarray, W_ho: np.ndarray, order: np.ndarray | None = None)
     axes = fig.subplots(1, 3)
     _imshow_weights(fig, axes[0], w_ih, hidden, "Input neuron", "$W_{ih}$")
     _imshow_weights(fig, axes[1], w_ho, "Output neuron", hidden, "$W_{ho}$")
-    _imshow_weights(fig, axes[2], w_ih @ w_ho, "Output neuron", "Input neuron", "$W_{io}$")
+    _imshow_weights(fig, axes[2], w_ih @ w_ho, "Output neuron", "Input neuron", "$W_{io} = W_{ih} W_{ho}$")
     return fig
 
 
