@@ -1,0 +1,477 @@
+"""The brainstem model of sound localisation (new_inh_model.ipynb, paper appendix "inhib"),
+on NEST 3.10.
+
+Auditory nerve (pulse-packet generators through parrot neurons) -> spherical and globular
+bushy cells (SBC, GBC) -> MNTB -> LSO and MSO, per side, driven by a synthetic spectrogram
+of a 100 Hz tone at 13 azimuths. Every population, weight, delay and time constant is in
+the tables below (``POPULATIONS``, ``CONNECTIONS``, ``IAF_PARAMS``, ``MSO_TYPES``); the
+circuit diagram and the paper's two tables are drawn from the same tables.
+
+Two network sizes give the same rates:
+
+- ``full``: all 3500 frequency channels per side (175 000 NEST nodes), as published;
+- ``shortcut`` (default): only the frequency channels whose fibres can spike (the 21 active
+  channels, widened to the 2-channel blocks that feed one LSO/MSO cell). Cells outside them
+  receive no input (the background noise rate is 0), so they never spike and never enter
+  the readout, which averages over *active* cells only. Nodes are created in the same order
+  and inactive generators draw no random numbers, so with one NEST thread the shortcut
+  reproduces the full model spike for spike (``tests/unit/test_brainstem.py``).
+
+The published notebook advanced the simulation 1 ms at a time, re-connecting a zero-rate
+Poisson generator to the active parrots at every step; ``stepped=True`` does the same (a
+test shows it changes nothing), the default schedules the pulse trains once and simulates
+once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeloc.errors import ConfigError
+from spikeloc.io import atomic_write_json
+
+# ---------------------------------------------------------------------------------------
+# the model's tables (catalogue section 2.9)
+
+N_CHANNELS = 3500  # "IHC" frequency channels, log-spaced 20 Hz - 20 kHz
+ANF_PER_CHANNEL = 10
+N_GAUSS = 21  # channels of the tone's Gaussian profile
+HEAD_WIDTH_CM = 22.0
+SOUND_SPEED_CM_S = 33000.0
+ILD_ANGLES = (-90.0, 0.0, 90.0)
+ILD_SPIKES = (10.0, 50.0, 100.0)  # spikes per packet in the right ear; mirrored for the left
+NEST_DEFAULT_SEED = 143202461  # NEST's default rng_seed (the published runs used it)
+
+# population name -> (cells per side, NEST model); sizes are per side at full scale
+POPULATIONS: dict[str, tuple[int, str]] = {
+    "anf_generators": (N_CHANNELS * ANF_PER_CHANNEL, "pulsepacket_generator"),
+    "anf": (N_CHANNELS * ANF_PER_CHANNEL, "parrot_neuron"),
+    "sbc": (N_CHANNELS * ANF_PER_CHANNEL // 4, "iaf_cond_alpha"),
+    "gbc": (N_CHANNELS * ANF_PER_CHANNEL // 20, "iaf_cond_alpha"),
+    "mntb": (N_CHANNELS * ANF_PER_CHANNEL // 20, "iaf_cond_alpha"),
+    "lso": (N_CHANNELS * ANF_PER_CHANNEL // 20, "iaf_cond_alpha"),
+    # 1750 positions x 2 "batteries": battery 0 has its inhibition blocked, battery 1 is control
+    "mso": (2 * N_CHANNELS * ANF_PER_CHANNEL // 20, "iaf_cond_beta"),
+}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One projection: ``convergence`` consecutive presynaptic cells onto one target."""
+
+    pre: str
+    post: str
+    side: str  # "ipsi" or "contra" (the presynaptic population's side)
+    convergence: int
+    weight: float | str  # nS; a string names the battery-dependent inhibitory weight
+    delay_ms: float
+    inhibitory: bool = False
+    note: str = ""
+
+
+CONNECTIONS: tuple[Connection, ...] = (
+    Connection("anf_generators", "anf", "ipsi", 1, 1.0, 1.0, note="device -> parrot"),
+    Connection("anf", "sbc", "ipsi", 4, 16.0, 1.0),
+    Connection("anf", "gbc", "ipsi", 20, 8.0, 1.0),
+    Connection("gbc", "mntb", "ipsi", 1, 16.0, 0.45),
+    Connection("sbc", "lso", "ipsi", 5, 8.0, 1.0),
+    Connection("mntb", "lso", "contra", 1, -2.0, 1.0, inhibitory=True),
+    Connection("sbc", "mso", "ipsi", 5, 1.0, 1.0),
+    Connection("sbc", "mso", "contra", 5, 1.0, 1.0),
+    Connection("sbc", "mso", "ipsi", 5, "w_inh", 1.3, inhibitory=True,
+               note='"LNTB": the ipsilateral SBC block, no LNTB population exists in code'),
+    Connection("mntb", "mso", "contra", 1, "w_inh", 0.44, inhibitory=True),
+)
+MSO_INH_WEIGHTS = (0.0, -30.0)  # nS, per battery: 0 blocked, -30 control
+
+# iaf_cond_alpha / iaf_cond_beta: NEST defaults except C_m and V_reset
+IAF_PARAMS = {"C_m": 1.0, "V_reset": -70.0}
+# what the paper's table iaf_data prints (the NEST defaults), next to what the code uses
+IAF_TABLE = [
+    # name, unit, paper table, code
+    ("C_m", "pF", 250.0, 1.0),
+    ("g_L", "nS", 16.6667, 16.6667),
+    ("E_L", "mV", -70.0, -70.0),
+    ("t_ref", "ms", 2.0, 2.0),
+    ("V_th", "mV", -55.0, -55.0),
+    ("V_reset", "mV", -60.0, -70.0),
+    ("E_ex", "mV", 0.0, 0.0),
+    ("E_in", "mV", -85.0, -85.0),
+    ("tau_syn_ex", "ms", 0.2, 0.2),
+    ("tau_syn_in", "ms", 2.0, 2.0),
+]
+# MSO types: [tau_rise_ex, tau_rise_in, tau_decay_ex, tau_decay_in] (ms) and published peak
+MSO_TYPES: dict[int, tuple[tuple[float, float, float, float], float]] = {
+    1: ((0.2, 0.1, 0.2, 0.01), 15.0),
+    2: ((0.2, 0.1, 0.5, 0.1), 30.0),
+    3: ((0.2, 0.1, 0.75, 0.14), 45.0),
+    4: ((0.2, 0.1, 1.2, 0.18), 90.0),
+}
+SIDES = ("left", "right")
+
+
+# ---------------------------------------------------------------------------------------
+# stimulus
+
+
+def channel_frequencies() -> np.ndarray:
+    """The 3500 channel centre frequencies (Hz): e-based logspace 20 Hz - 20 kHz, 0.01 Hz."""
+    return np.round(np.logspace(np.log(20), np.log(20000), N_CHANNELS, base=np.e), 2)
+
+
+def gaussian_profile() -> np.ndarray:
+    """round(N(x; 0, 1/sqrt(2 pi)), 2) on linspace(-1, 1, 21): peak 1, edges 0.04."""
+    x = np.linspace(-1, 1, N_GAUSS)
+    sigma = 1 / np.sqrt(2 * np.pi)
+    return np.round(np.exp(-(x**2) / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi)), 2)
+
+
+def spectrogram_amplitude(tone_hz: float) -> np.ndarray:
+    """Amplitude per channel (constant in time): the Gaussian profile centred on the first
+    channel at or above the tone, zero elsewhere."""
+    freqs = channel_frequencies()
+    centre = int(np.argmax(freqs >= tone_hz))
+    amp = np.zeros(N_CHANNELS)
+    lo = centre - N_GAUSS // 2
+    amp[lo : lo + N_GAUSS] = gaussian_profile()
+    return amp
+
+
+def itd_ms(azimuth_deg: float) -> float:
+    """w sin(az) / c, rounded to the 0.01 ms NEST resolution; > 0: the left ear lags."""
+    return round(1000 * HEAD_WIDTH_CM * np.sin(np.deg2rad(azimuth_deg)) / SOUND_SPEED_CM_S, 2)
+
+
+def ild_spikes(azimuth_deg: float, side: str) -> float:
+    """Spikes per packet at full amplitude: (-90, 0, 90) deg -> (10, 50, 100), right ear;
+    the left ear is the mirror image."""
+    az = azimuth_deg if side == "right" else -azimuth_deg
+    return float(np.interp(az, ILD_ANGLES, ILD_SPIKES))
+
+
+def active_channels(tone_hz: float) -> np.ndarray:
+    return np.flatnonzero(spectrogram_amplitude(tone_hz) > 0)
+
+
+def simulated_channels(tone_hz: float, network: str) -> tuple[int, int]:
+    """[lo, hi) channel range to build: everything (full) or the active channels widened to
+    whole 2-channel blocks (20 fibres: one GBC/MNTB/LSO/MSO position, 5 SBCs)."""
+    if network == "full":
+        return 0, N_CHANNELS
+    act = active_channels(tone_hz)
+    block = 20 // ANF_PER_CHANNEL
+    lo = (act[0] // block) * block
+    hi = -(-(act[-1] + 1) // block) * block
+    return int(lo), int(hi)
+
+
+# ---------------------------------------------------------------------------------------
+# configuration
+
+
+@dataclass(frozen=True)
+class BrainstemConfig:
+    """One NEST run (one MSO type at one azimuth, both batteries, both sides)."""
+
+    azimuth_deg: float = 0.0
+    mso_type: int = 1
+    tone_hz: float = 100.0
+    duration_ms: float = 1000.0
+    network: str = "shortcut"  # shortcut | full
+    seed: int = NEST_DEFAULT_SEED
+    threads: int = 1
+    resolution_ms: float = 0.01
+    jitter_ms: float = 0.1  # pulse-packet sdev
+    first_pulse_ms: float = 1.0
+    ild: bool = True  # the published ILD map (ild_on = 1)
+    noise_rate_hz: float = 0.0  # background poisson_generator (published: 0)
+    stepped: bool = False  # the published 1 ms loop re-connecting the noise generator
+    step_ms: float = 1.0
+
+    def __post_init__(self):
+        if self.network not in ("shortcut", "full"):
+            raise ConfigError(f"brainstem: network: {self.network!r} is not 'shortcut' or 'full'")
+        if self.mso_type not in MSO_TYPES:
+            raise ConfigError(f"brainstem: mso_type: {self.mso_type!r} is not one of 1-4")
+        if not -90 <= self.azimuth_deg <= 90:
+            raise ConfigError(f"brainstem: azimuth_deg: {self.azimuth_deg!r} is outside -90..90")
+        if self.duration_ms <= 0 or self.threads < 1:
+            raise ConfigError("brainstem: duration_ms and threads must be positive")
+        if self.noise_rate_hz != 0 and self.network == "shortcut":
+            raise ConfigError(
+                "brainstem: noise_rate_hz: the shortcut needs silent inactive channels (rate 0)"
+            )
+
+    def key(self) -> str:
+        """A fingerprint of everything that changes the result."""
+        d = asdict(self)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------
+# network
+
+
+def node_counts(network: str = "full", tone_hz: float = 100.0) -> dict[str, int]:
+    """NEST nodes per population and side for a network size (recorders and the noise
+    generator are counted separately as ``other``)."""
+    lo, hi = simulated_channels(tone_hz, network)
+    frac = (hi - lo) / N_CHANNELS
+    out = {name: int(round(n * frac)) for name, (n, _) in POPULATIONS.items()}
+    return out
+
+
+def total_nodes(network: str = "full", tone_hz: float = 100.0) -> dict[str, int]:
+    per_side = node_counts(network, tone_hz)
+    devices = 2 * per_side["anf_generators"]
+    neurons = 2 * sum(v for k, v in per_side.items() if k != "anf_generators")
+    # one zero-rate noise generator and one spike recorder per recorded population and side
+    other = 1 + 2 * (len(POPULATIONS) - 1)
+    return {
+        "populations": devices + neurons,
+        "generator_devices": devices,
+        "parrots": 2 * per_side["anf"],
+        "model_neurons": neurons - 2 * per_side["anf"],
+        "neurons": neurons,
+        "recorders_and_noise": other,
+    }
+
+
+def _nest():
+    import nest  # imported lazily: NEST prints a banner and starts a kernel
+
+    return nest
+
+
+def _pulse_times(cfg: BrainstemConfig, side: str) -> np.ndarray:
+    # published: right from 1 ms, left from 1 + ITD ms (ITD < 0 moves the left earlier)
+    shift = itd_ms(cfg.azimuth_deg) if side == "left" else 0.0
+    period = 1000.0 / cfg.tone_hz
+    return np.round(np.arange(cfg.first_pulse_ms + shift, cfg.duration_ms, period), 2)
+
+
+def build_and_run(cfg: BrainstemConfig) -> dict[str, Any]:
+    """Build the network in a fresh NEST kernel, simulate ``cfg.duration_ms`` and return
+    spike counts per cell (only cells that spiked) and the rates of the readout."""
+    nest = _nest()
+    nest.ResetKernel()
+    with warnings.catch_warnings():  # NEST 3.10 deprecates set_verbosity, 3.7 lacks its successor
+        warnings.simplefilter("ignore")
+        nest.set_verbosity("M_ERROR")
+    nest.SetKernelStatus(
+        {
+            "resolution": cfg.resolution_ms,
+            "local_num_threads": cfg.threads,
+            "rng_seed": cfg.seed,
+            "print_time": False,
+        }
+    )
+    lo, hi = simulated_channels(cfg.tone_hz, cfg.network)
+    n_ch = hi - lo
+    amp = spectrogram_amplitude(cfg.tone_hz)[lo:hi]
+    taus = MSO_TYPES[cfg.mso_type][0]
+    mso_params = dict(
+        IAF_PARAMS,
+        tau_rise_ex=taus[0], tau_rise_in=taus[1], tau_decay_ex=taus[2], tau_decay_in=taus[3],
+    )
+    n_anf = n_ch * ANF_PER_CHANNEL
+    pops: dict[str, dict[str, Any]] = {}
+    for side in SIDES:
+        p: dict[str, Any] = {}
+        times = _pulse_times(cfg, side)
+        ild = ild_spikes(cfg.azimuth_deg, side) if cfg.ild else ILD_SPIKES[1]
+        activity = np.repeat([int(a * ild) for a in amp], ANF_PER_CHANNEL)
+        gens = nest.Create("pulsepacket_generator", n_anf)
+        gens.set(
+            [{"pulse_times": times, "activity": int(a), "sdev": cfg.jitter_ms} for a in activity]
+        )
+        p["anf_generators"] = gens
+        p["activity"] = activity
+        p["anf"] = nest.Create("parrot_neuron", n_anf)
+        p["sbc"] = nest.Create("iaf_cond_alpha", n_anf // 4, params=IAF_PARAMS)
+        p["gbc"] = nest.Create("iaf_cond_alpha", n_anf // 20, params=IAF_PARAMS)
+        p["mntb"] = nest.Create("iaf_cond_alpha", n_anf // 20, params=IAF_PARAMS)
+        p["lso"] = nest.Create("iaf_cond_alpha", n_anf // 20, params=IAF_PARAMS)
+        p["mso"] = nest.Create("iaf_cond_beta", 2 * (n_anf // 20), params=mso_params)
+        pops[side] = p
+    noise = nest.Create("poisson_generator", params={"rate": cfg.noise_rate_hz})
+    other = {"left": "right", "right": "left"}
+    for side in SIDES:
+        me, op = pops[side], pops[other[side]]
+        n_pos = n_anf // 20
+        for c in CONNECTIONS:
+            src = me if c.side == "ipsi" else op
+            pre_all = src[c.pre]
+            targets = [me[c.post]] if c.post != "mso" else [
+                me["mso"][j * n_pos : (j + 1) * n_pos] for j in range(2)
+            ]
+            for j, post in enumerate(targets):
+                w = MSO_INH_WEIGHTS[j] if c.weight == "w_inh" else c.weight
+                syn = {"weight": float(w), "delay": float(c.delay_ms)}
+                if c.pre == "anf_generators":
+                    syn = {"weight": 1.0, "delay": c.delay_ms}
+                for k in range(c.convergence):
+                    nest.Connect(pre_all[k :: c.convergence], post, "one_to_one", syn)
+    recorders = {}
+    for side in SIDES:
+        for name in ("anf", "sbc", "gbc", "mntb", "lso", "mso"):
+            rec = nest.Create("spike_recorder")
+            nest.Connect(pops[side][name], rec)
+            recorders[(side, name)] = rec
+    active_parrots = {
+        side: pops[side]["anf"][np.flatnonzero(pops[side]["activity"] > 0).tolist()]
+        for side in SIDES
+    }
+    t0 = time.perf_counter()
+    if cfg.stepped:
+        n_steps = int(round(cfg.duration_ms / cfg.step_ms))
+        for _ in range(n_steps):
+            for side in SIDES:
+                nest.Connect(noise, active_parrots[side], syn_spec={"weight": 1.0, "delay": 1.0})
+            nest.Simulate(cfg.step_ms)
+    else:
+        for side in SIDES:
+            nest.Connect(noise, active_parrots[side], syn_spec={"weight": 1.0, "delay": 1.0})
+        nest.Simulate(cfg.duration_ms)
+    sim_wall = time.perf_counter() - t0
+    counts: dict[str, dict[str, dict[int, int]]] = {s: {} for s in SIDES}
+    for (side, name), rec in recorders.items():
+        senders = np.asarray(rec.get("events")["senders"], dtype=int)
+        first = pops[side][name][0].global_id
+        # index of the cell in its population, in *full-network* numbering (channel offset)
+        offset = {"anf": lo * ANF_PER_CHANNEL, "sbc": lo * ANF_PER_CHANNEL // 4}.get(
+            name, lo * ANF_PER_CHANNEL // 20
+        )
+        idx, cnt = np.unique(senders - first, return_counts=True)
+        if name == "mso":
+            n_pos = n_anf // 20
+            for j in range(2):
+                sel = (idx >= j * n_pos) & (idx < (j + 1) * n_pos)
+                counts[side][f"mso{j}"] = {
+                    int(i - j * n_pos + offset): int(n) for i, n in zip(idx[sel], cnt[sel])
+                }
+        else:
+            counts[side][name] = {int(i + offset): int(n) for i, n in zip(idx, cnt)}
+    n_nodes = int(nest.GetKernelStatus("network_size"))
+    return {
+        "config": asdict(cfg),
+        "counts": counts,
+        "rates_hz": readout(counts, cfg.duration_ms),
+        "network_size": n_nodes,
+        "sim_wall_s": sim_wall,
+    }
+
+
+def readout(counts: dict[str, dict[str, dict[int, int]]], duration_ms: float) -> dict[str, Any]:
+    """Mean rate per *active* cell (cells that spiked at least once), in Hz, as published:
+    total spikes of the population / number of active cells / duration."""
+    out: dict[str, Any] = {}
+    for side, pops in counts.items():
+        for name, per_cell in pops.items():
+            n = len(per_cell)
+            rate = sum(per_cell.values()) / n / (duration_ms / 1000) if n else 0.0
+            out[f"{side}_{name}"] = rate
+            out[f"{side}_{name}_n_active"] = n
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# the sweep: 4 MSO types x 13 azimuths, both batteries (control and blocked) per run
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    azimuths_deg: tuple[float, ...] = tuple(float(a) for a in range(-90, 91, 15))
+    mso_types: tuple[int, ...] = (1, 2, 3, 4)
+    seeds: tuple[int, ...] = (NEST_DEFAULT_SEED,)
+    base: BrainstemConfig = field(default_factory=BrainstemConfig)
+
+    def configs(self) -> list[BrainstemConfig]:
+        return [
+            replace(self.base, mso_type=t, azimuth_deg=a, seed=s)
+            for s in self.seeds
+            for t in self.mso_types
+            for a in self.azimuths_deg
+        ]
+
+
+def run_name(cfg: BrainstemConfig) -> str:
+    return f"type={cfg.mso_type}__az={cfg.azimuth_deg:+.0f}__seed={cfg.seed}"
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | Path, *, log=None) -> list[dict[str, Any]]:
+    """Run every point of ``spec`` not already done; one JSON per run written atomically in
+    ``out_dir`` (a killed sweep resumes where it stopped; a run whose config changed is
+    redone). Returns the results of every point (the rates, not the spike counts)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for cfg in spec.configs():
+        path = out / f"{run_name(cfg)}.json"
+        done = None
+        if path.exists():
+            try:
+                done = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                done = None
+            if done is not None and done.get("key") != cfg.key():
+                done = None
+        if done is None:
+            t0 = time.perf_counter()
+            res = build_and_run(cfg)
+            done = {
+                "key": cfg.key(),
+                "run": run_name(cfg),
+                "config": res["config"],
+                "rates_hz": res["rates_hz"],
+                "network_size": res["network_size"],
+                "sim_wall_s": res["sim_wall_s"],
+                "wall_s": time.perf_counter() - t0,
+            }
+            atomic_write_json(path, done)
+            if log:
+                log(f"{done['run']}: {done['wall_s']:.1f} s")
+        results.append(done)
+    return results
+
+
+def sweep_table(results: list[dict[str, Any]]):
+    """One row per run: mso_type, azimuth_deg, seed and every rate of the readout."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        c = r["config"]
+        rows.append(
+            {"mso_type": c["mso_type"], "azimuth_deg": c["azimuth_deg"], "seed": c["seed"],
+             "wall_s": r["wall_s"], **r["rates_hz"]}
+        )
+    return pd.DataFrame(rows)
+
+
+def curves(table, column: str):
+    """Mean and sd over seeds of ``column`` per (mso_type, azimuth)."""
+    g = table.groupby(["mso_type", "azimuth_deg"])[column]
+    return g.agg(["mean", "std", "count"]).reset_index()
+
+
+def peak_azimuths(table, column: str) -> dict[int, dict[int, float]]:
+    """Azimuth of the highest rate, per MSO type and per seed."""
+    out: dict[int, dict[int, float]] = {}
+    for (t, s), g in table.groupby(["mso_type", "seed"]):
+        out.setdefault(int(t), {})[int(s)] = float(g.loc[g[column].idxmax(), "azimuth_deg"])
+    return out
+
+
+def monotone_fraction(values: np.ndarray, decreasing: bool = True) -> float:
+    """Fraction of successive steps that go the stated way (1.0: strictly monotone)."""
+    d = np.diff(np.asarray(values, dtype=float))
+    return float(np.mean(d < 0 if decreasing else d > 0))
