@@ -114,6 +114,9 @@ def test_sweep_resumes_and_redoes_changed_runs(tmp_path):
     spec2 = b.SweepSpec(azimuths_deg=(-90.0,), mso_types=(1,), base=replace(base, jitter_ms=0.05))
     b.run_sweep(spec2, tmp_path)
     assert json.loads(path.read_text())["config"]["jitter_ms"] == 0.05
+    # parallel workers give the same runs
+    par = b.run_sweep(spec, tmp_path / "par", workers=2)
+    assert [r["rates_hz"] for r in par] == [r["rates_hz"] for r in first]
     table = b.sweep_table(first)
     assert list(table["azimuth_deg"]) == [-90.0, 90.0]
     # the left LSO is driven by the left ear: louder on the left (-90 deg)

@@ -197,17 +197,20 @@ class BrainstemConfig:
     step_ms: float = 1.0
 
     def __post_init__(self):
+        src = "brainstem config"
         if self.network not in ("shortcut", "full"):
-            raise ConfigError(f"brainstem: network: {self.network!r} is not 'shortcut' or 'full'")
+            raise ConfigError(src, "network", f"must be 'shortcut' or 'full', got {self.network!r}")
         if self.mso_type not in MSO_TYPES:
-            raise ConfigError(f"brainstem: mso_type: {self.mso_type!r} is not one of 1-4")
+            raise ConfigError(src, "mso_type", f"must be one of 1-4, got {self.mso_type!r}")
         if not -90 <= self.azimuth_deg <= 90:
-            raise ConfigError(f"brainstem: azimuth_deg: {self.azimuth_deg!r} is outside -90..90")
-        if self.duration_ms <= 0 or self.threads < 1:
-            raise ConfigError("brainstem: duration_ms and threads must be positive")
+            raise ConfigError(src, "azimuth_deg", f"must be in -90..90, got {self.azimuth_deg!r}")
+        if self.duration_ms <= 0:
+            raise ConfigError(src, "duration_ms", f"must be > 0, got {self.duration_ms!r}")
+        if self.threads < 1:
+            raise ConfigError(src, "threads", f"must be >= 1, got {self.threads!r}")
         if self.noise_rate_hz != 0 and self.network == "shortcut":
             raise ConfigError(
-                "brainstem: noise_rate_hz: the shortcut needs silent inactive channels (rate 0)"
+                src, "noise_rate_hz", "the shortcut needs silent inactive channels (rate 0)"
             )
 
     def key(self) -> str:
@@ -407,40 +410,61 @@ def run_name(cfg: BrainstemConfig) -> str:
     return f"type={cfg.mso_type}__az={cfg.azimuth_deg:+.0f}__seed={cfg.seed}"
 
 
-def run_sweep(spec: SweepSpec, out_dir: str | Path, *, log=None) -> list[dict[str, Any]]:
+def _load_done(path: Path, cfg: BrainstemConfig) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        done = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return done if done.get("key") == cfg.key() else None
+
+
+def _run_one(cfg: BrainstemConfig, path: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    res = build_and_run(cfg)
+    done = {
+        "key": cfg.key(),
+        "run": run_name(cfg),
+        "config": res["config"],
+        "rates_hz": res["rates_hz"],
+        "network_size": res["network_size"],
+        "sim_wall_s": res["sim_wall_s"],
+        "wall_s": time.perf_counter() - t0,
+    }
+    atomic_write_json(path, done)
+    return done
+
+
+def run_sweep(
+    spec: SweepSpec, out_dir: str | Path, *, workers: int = 1, log=None
+) -> list[dict[str, Any]]:
     """Run every point of ``spec`` not already done; one JSON per run written atomically in
-    ``out_dir`` (a killed sweep resumes where it stopped; a run whose config changed is
-    redone). Returns the results of every point (the rates, not the spike counts)."""
+    ``out_dir`` (a killed sweep resumes where it stopped; a run whose settings changed is
+    redone). ``workers`` > 1 runs that many NEST kernels in parallel processes. Returns the
+    results of every point in ``spec.configs()`` order (the rates, not the spike counts)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for cfg in spec.configs():
-        path = out / f"{run_name(cfg)}.json"
-        done = None
-        if path.exists():
-            try:
-                done = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                done = None
-            if done is not None and done.get("key") != cfg.key():
-                done = None
-        if done is None:
-            t0 = time.perf_counter()
-            res = build_and_run(cfg)
-            done = {
-                "key": cfg.key(),
-                "run": run_name(cfg),
-                "config": res["config"],
-                "rates_hz": res["rates_hz"],
-                "network_size": res["network_size"],
-                "sim_wall_s": res["sim_wall_s"],
-                "wall_s": time.perf_counter() - t0,
-            }
-            atomic_write_json(path, done)
+    cfgs = spec.configs()
+    paths = [out / f"{run_name(c)}.json" for c in cfgs]
+    results: list[dict[str, Any] | None] = [_load_done(p, c) for p, c in zip(paths, cfgs)]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = {pool.submit(_run_one, cfgs[i], paths[i]): i for i in todo}
+            for f in as_completed(futs):
+                results[futs[f]] = f.result()
+                if log:
+                    log(f"{results[futs[f]]['run']}: {results[futs[f]]['wall_s']:.1f} s")
+    else:
+        for i in todo:
+            results[i] = _run_one(cfgs[i], paths[i])
             if log:
-                log(f"{done['run']}: {done['wall_s']:.1f} s")
-        results.append(done)
-    return results
+                log(f"{results[i]['run']}: {results[i]['wall_s']:.1f} s")
+    return results  # type: ignore[return-value]
 
 
 def sweep_table(results: list[dict[str, Any]]):
@@ -475,3 +499,190 @@ def monotone_fraction(values: np.ndarray, decreasing: bool = True) -> float:
     """Fraction of successive steps that go the stated way (1.0: strictly monotone)."""
     d = np.diff(np.asarray(values, dtype=float))
     return float(np.mean(d < 0 if decreasing else d > 0))
+
+
+# ---------------------------------------------------------------------------------------
+# tables and figures (matplotlib Figures, no pyplot state)
+
+
+def population_table(network: str = "full"):
+    """The paper's table_brainstem from POPULATIONS / CONNECTIONS: cells per side, per
+    channel, NEST model and the projections each population sends."""
+    import pandas as pd
+
+    counts = node_counts(network)
+    rows = []
+    for name, (_, model) in POPULATIONS.items():
+        out = [
+            f"{c.convergence}:1 to {'contralateral ' if c.side == 'contra' else ''}{c.post.upper()}"
+            f" ({'inh' if c.inhibitory else 'exc'}, w {c.weight} nS, {c.delay_ms} ms)"
+            for c in CONNECTIONS
+            if c.pre == name and c.pre != "anf_generators"
+        ]
+        rows.append({"population": name.upper(), "per side": counts[name],
+                     "per channel": counts[name] / N_CHANNELS * (1 if network == "full" else 0)
+                     or counts[name] / (simulated_channels(100.0, network)[1]
+                                        - simulated_channels(100.0, network)[0]),
+                     "NEST model": model, "projections": "; ".join(out)})
+    return pd.DataFrame(rows)
+
+
+def iaf_table():
+    import pandas as pd
+
+    return pd.DataFrame(IAF_TABLE, columns=["parameter", "unit", "paper table", "code (used)"])
+
+
+def circuit_figure(network: str = "full"):
+    """Figure 18 drawn from the tables: one box per population and side with its size, an
+    arrow per projection (green excitatory, red inhibitory) labelled with its convergence."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
+    counts = node_counts(network)
+    fig = Figure(figsize=(9, 5.5))
+    ax = fig.add_subplot()
+    ax.set_xlim(-1, 11)
+    ax.set_ylim(-0.6, 5.2)
+    ax.axis("off")
+    rows = {"anf": 4.5, "sbc": 3.3, "gbc": 3.3, "mntb": 2.1, "lso": 0.6, "mso": 0.6}
+    colx = {"anf": 1.6, "sbc": 0.7, "gbc": 2.6, "mntb": 3.2, "lso": 1.0, "mso": 3.2}
+    pos = {}
+    for side, sign in (("left", -1), ("right", 1)):
+        for name, y in rows.items():
+            x = 5 + sign * (5 - colx[name]) if side == "right" else colx[name]
+            pos[(side, name)] = (x, y)
+            label = f"{side[0].upper()} {name.upper()}\n{counts[name]:,}"
+            if name == "anf":
+                label += " (+ gens)"
+            ax.add_patch(FancyBboxPatch((x - 0.55, y - 0.3), 1.1, 0.6,
+                                        boxstyle="round,pad=0.05", fc="0.93", ec="0.3"))
+            ax.text(x, y, label, ha="center", va="center", fontsize=7.5)
+    other = {"left": "right", "right": "left"}
+    seen = set()
+    for side in SIDES:
+        for c in CONNECTIONS:
+            if c.pre == "anf_generators":
+                continue
+            src = (side if c.side == "ipsi" else other[side], c.pre)
+            dst = (side, c.post)
+            k = (src, dst, c.inhibitory)
+            if k in seen:
+                continue
+            seen.add(k)
+            (x0, y0), (x1, y1) = pos[src], pos[dst]
+            colour = "tab:red" if c.inhibitory else "tab:green"
+            rad = 0.25 if c.side == "contra" else (0.15 if c.inhibitory else 0.0)
+            ax.annotate("", xy=(x1, y1 + 0.32), xytext=(x0, y0 - 0.32),
+                        arrowprops=dict(arrowstyle="-|>" if not c.inhibitory else "-[",
+                                        color=colour, lw=1.2,
+                                        connectionstyle=f"arc3,rad={rad}"))
+            if side == "left":
+                tx, ty = (x0 + x1) / 2, (y0 + y1) / 2
+                w = c.weight if not isinstance(c.weight, str) else "0|-30"
+                ax.text(tx + (0.25 if c.side == "ipsi" else 0), ty, f"{c.convergence}:1\n{w} nS",
+                        fontsize=6, color=colour, ha="left", va="center")
+    ax.text(5, 5.1, "tone spectrogram: 3500 channels, 21 active (100 Hz), ITD + ILD",
+            ha="center", fontsize=8)
+    ax.plot([], [], color="tab:green", label="excitatory")
+    ax.plot([], [], color="tab:red", label="inhibitory (MSO: 0 blocked / -30 nS control)")
+    ax.legend(loc="lower center", fontsize=7, frameon=False, ncol=2, bbox_to_anchor=(0.5, -0.08))
+    tot = total_nodes(network)
+    ax.set_title(f"Brainstem model ({network}): {tot['populations']:,} NEST nodes "
+                 f"({tot['generator_devices']:,} generators, {tot['neurons']:,} neurons)",
+                 fontsize=9)
+    return fig
+
+
+def _curve(ax, summary, label, colour, style="-"):
+    ax.errorbar(summary["azimuth_deg"], summary["mean"],
+                yerr=summary["std"].fillna(0) if "std" in summary else None,
+                color=colour, ls=style, marker="o", ms=3, capsize=2, label=label)
+
+
+def rates_figure(table, side: str = "left"):
+    """Figure 19: mean rate of the LSO and of the four MSO types vs azimuth (control)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6))
+    a, m = fig.subplots(1, 2)
+    lso = table.groupby("azimuth_deg")[f"{side}_lso"].agg(["mean", "std"]).reset_index()
+    _curve(a, lso, f"{side} LSO", "k")
+    a.set(xlabel="Azimuth (deg)", ylabel="Mean firing rate (Hz)", title=f"A  {side.capitalize()} LSO")
+    for t in sorted(table["mso_type"].unique()):
+        s = curves(table[table["mso_type"] == t], f"{side}_mso1")
+        _curve(m, s, f"neuron {t}", f"C{t - 1}")
+    m.set(xlabel="Azimuth (deg)", ylabel="Mean firing rate (Hz)",
+          title=f"B  {side.capitalize()} MSO (control)")
+    m.legend(fontsize=7)
+    for ax in (a, m):
+        ax.set_xticks(range(-90, 91, 30))
+    fig.tight_layout()
+    return fig
+
+
+def blocked_figure(table, side: str = "left"):
+    """Figure 20: the four MSO types, control (blue) vs blocked inhibition (red)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 6))
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    for ax, t in zip(axes, sorted(table["mso_type"].unique())):
+        sub = table[table["mso_type"] == t]
+        _curve(ax, curves(sub, f"{side}_mso1"), "control (-30 nS)", "tab:blue")
+        _curve(ax, curves(sub, f"{side}_mso0"), "inhibition blocked (0 nS)", "tab:red")
+        ax.set(title=f"{side.capitalize()} MSO neuron {t}", ylabel="Mean firing rate (Hz)")
+        ax.set_xticks(range(-90, 91, 30))
+    for ax in axes[2:]:
+        ax.set_xlabel("Azimuth (deg)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def summarise(table, side: str = "left") -> dict[str, Any]:
+    """The claims' statistics over seeds: control and blocked peak azimuths per MSO type
+    (median over seeds of each seed's argmax), peak rates of the seed-mean curves, the
+    smallest blocked-minus-control peak-rate difference, and the LSO trend."""
+    ctrl, blk = f"{side}_mso1", f"{side}_mso0"
+    pk_c, pk_b = peak_azimuths(table, ctrl), peak_azimuths(table, blk)
+    out: dict[str, Any] = {"control_peak_deg": {}, "blocked_peak_deg": {},
+                           "control_peak_hz": {}, "blocked_peak_hz": {}}
+    agree = []
+    for t in sorted(pk_c):
+        out["control_peak_deg"][t] = float(np.median(list(pk_c[t].values())))
+        out["blocked_peak_deg"][t] = float(np.median(list(pk_b[t].values())))
+        agree += [p == out["control_peak_deg"][t] for p in pk_c[t].values()]
+        sub = table[table["mso_type"] == t]
+        out["control_peak_hz"][t] = float(curves(sub, ctrl)["mean"].max())
+        out["blocked_peak_hz"][t] = float(curves(sub, blk)["mean"].max())
+    out["blocked_max_abs_peak_deg"] = max(abs(v) for v in out["blocked_peak_deg"].values())
+    out["blocked_minus_control_hz"] = min(
+        out["blocked_peak_hz"][t] - out["control_peak_hz"][t] for t in out["control_peak_hz"]
+    )
+    out["peak_seed_agreement"] = float(np.mean(agree))
+    # the LSO does not depend on the MSO type: average over types and seeds
+    lso = table.groupby("azimuth_deg")[f"{side}_lso"].mean().sort_index()
+    out["lso_first_hz"] = float(lso.iloc[0])
+    out["lso_last_hz"] = float(lso.iloc[-1])
+    out["lso_mid_hz"] = float(lso.loc[0.0]) if 0.0 in lso.index else float("nan")
+    out["lso_falling_fraction"] = monotone_fraction(lso.values, decreasing=side == "left")
+    return out
+
+
+def compare_full_and_shortcut(cfg: BrainstemConfig) -> dict[str, Any]:
+    """Run ``cfg`` as the full network and as the shortcut (one NEST thread each, the
+    condition under which the random streams coincide) and compare the spike counts."""
+    a = build_and_run(replace(cfg, network="shortcut", threads=1))
+    t0 = time.perf_counter()
+    b = build_and_run(replace(cfg, network="full", threads=1))
+    full_wall = time.perf_counter() - t0
+    return {
+        "equal": a["counts"] == b["counts"],
+        "shortcut_nodes": a["network_size"],
+        "full_nodes": b["network_size"],
+        "shortcut_sim_s": a["sim_wall_s"],
+        "full_sim_s": b["sim_wall_s"],
+        "full_wall_s": full_wall,
+        "rates_hz": a["rates_hz"],
+    }
