@@ -161,16 +161,17 @@ def active_channels(tone_hz: float) -> np.ndarray:
     return np.flatnonzero(spectrogram_amplitude(tone_hz) > 0)
 
 
-def simulated_channels(tone_hz: float, network: str) -> tuple[int, int]:
+def simulated_channels(tone_hz: float, network: str, margin: int = 0) -> tuple[int, int]:
     """[lo, hi) channel range to build: everything (full) or the active channels widened to
-    whole 2-channel blocks (20 fibres: one GBC/MNTB/LSO/MSO position, 5 SBCs)."""
+    whole 2-channel blocks (20 fibres: one GBC/MNTB/LSO/MSO position, 5 SBCs), plus
+    ``margin`` silent 2-channel blocks on each side (a network between the two, for tests)."""
     if network == "full":
         return 0, N_CHANNELS
     act = active_channels(tone_hz)
     block = 20 // ANF_PER_CHANNEL
-    lo = (act[0] // block) * block
-    hi = -(-(act[-1] + 1) // block) * block
-    return int(lo), int(hi)
+    lo = (act[0] // block) * block - margin * block
+    hi = -(-(act[-1] + 1) // block) * block + margin * block
+    return int(max(lo, 0)), int(min(hi, N_CHANNELS))
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,6 +196,7 @@ class BrainstemConfig:
     noise_rate_hz: float = 0.0  # background poisson_generator (published: 0)
     stepped: bool = False  # the published 1 ms loop re-connecting the noise generator
     step_ms: float = 1.0
+    margin_blocks: int = 0  # shortcut only: silent 2-channel blocks added on each side
 
     def __post_init__(self):
         src = "brainstem config"
@@ -277,7 +279,7 @@ def build_and_run(cfg: BrainstemConfig) -> dict[str, Any]:
             "print_time": False,
         }
     )
-    lo, hi = simulated_channels(cfg.tone_hz, cfg.network)
+    lo, hi = simulated_channels(cfg.tone_hz, cfg.network, cfg.margin_blocks)
     n_ch = hi - lo
     amp = spectrogram_amplitude(cfg.tone_hz)[lo:hi]
     taus = MSO_TYPES[cfg.mso_type][0]
@@ -505,25 +507,33 @@ def monotone_fraction(values: np.ndarray, decreasing: bool = True) -> float:
 # tables and figures (matplotlib Figures, no pyplot state)
 
 
+# what the paper's table_brainstem prints (per population; MSO 7000 = both sides of 3500)
+PUBLISHED_TABLE = {"anf_generators": (35000, "poisson generator"), "anf": (35000, None),
+                   "sbc": (8750, None), "gbc": (1750, None), "mntb": (1750, None),
+                   "lso": (1750, None), "mso": (7000, None)}
+
+
 def population_table(network: str = "full"):
     """The paper's table_brainstem from POPULATIONS / CONNECTIONS: cells per side, per
-    channel, NEST model and the projections each population sends."""
+    channel, NEST model, the projections each population sends, and the published row."""
     import pandas as pd
 
     counts = node_counts(network)
+    lo, hi = simulated_channels(100.0, network)
     rows = []
     for name, (_, model) in POPULATIONS.items():
         out = [
             f"{c.convergence}:1 to {'contralateral ' if c.side == 'contra' else ''}{c.post.upper()}"
-            f" ({'inh' if c.inhibitory else 'exc'}, w {c.weight} nS, {c.delay_ms} ms)"
+            f" ({'inh' if c.inhibitory else 'exc'}, "
+            f"{'0 | -30' if c.weight == 'w_inh' else c.weight} nS, {c.delay_ms} ms)"
             for c in CONNECTIONS
             if c.pre == name and c.pre != "anf_generators"
         ]
+        pub_n, pub_model = PUBLISHED_TABLE[name]
         rows.append({"population": name.upper(), "per side": counts[name],
-                     "per channel": counts[name] / N_CHANNELS * (1 if network == "full" else 0)
-                     or counts[name] / (simulated_channels(100.0, network)[1]
-                                        - simulated_channels(100.0, network)[0]),
-                     "NEST model": model, "projections": "; ".join(out)})
+                     "per channel": counts[name] / (hi - lo), "NEST model": model,
+                     "projections": "; ".join(out), "published count": pub_n,
+                     "published model": pub_model or model})
     return pd.DataFrame(rows)
 
 
@@ -578,10 +588,13 @@ def circuit_figure(network: str = "full"):
                                         color=colour, lw=1.2,
                                         connectionstyle=f"arc3,rad={rad}"))
             if side == "left":
-                tx, ty = (x0 + x1) / 2, (y0 + y1) / 2
+                f = 0.3 if c.inhibitory else 0.55
+                tx, ty = x0 + f * (x1 - x0), y0 + f * (y1 - y0)
                 w = c.weight if not isinstance(c.weight, str) else "0|-30"
-                ax.text(tx + (0.25 if c.side == "ipsi" else 0), ty, f"{c.convergence}:1\n{w} nS",
-                        fontsize=6, color=colour, ha="left", va="center")
+                ax.text(tx + (-0.12 if c.inhibitory else 0.12), ty,
+                        f"{c.convergence}:1, {w} nS\n{c.delay_ms} ms",
+                        fontsize=6, color=colour, ha="right" if c.inhibitory else "left",
+                        va="center", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
     ax.text(5, 5.1, "tone spectrogram: 3500 channels, 21 active (100 Hz), ITD + ILD",
             ha="center", fontsize=8)
     ax.plot([], [], color="tab:green", label="excitatory")
@@ -670,19 +683,23 @@ def summarise(table, side: str = "left") -> dict[str, Any]:
     return out
 
 
-def compare_full_and_shortcut(cfg: BrainstemConfig) -> dict[str, Any]:
-    """Run ``cfg`` as the full network and as the shortcut (one NEST thread each, the
-    condition under which the random streams coincide) and compare the spike counts."""
-    a = build_and_run(replace(cfg, network="shortcut", threads=1))
+def compare_full_and_shortcut(cfg: BrainstemConfig, margin_blocks: int | None = None) -> dict[str, Any]:
+    """Run ``cfg`` as the shortcut and as the full network (or, with ``margin_blocks``, as
+    the shortcut with that many silent 2-channel blocks on each side: the same check on a
+    smaller network), one NEST thread each (the condition under which the random streams
+    coincide), and compare the spike counts of every cell."""
+    a = build_and_run(replace(cfg, network="shortcut", threads=1, margin_blocks=0))
+    big = (replace(cfg, network="full", threads=1, margin_blocks=0) if margin_blocks is None
+           else replace(cfg, network="shortcut", threads=1, margin_blocks=margin_blocks))
     t0 = time.perf_counter()
-    b = build_and_run(replace(cfg, network="full", threads=1))
-    full_wall = time.perf_counter() - t0
+    b = build_and_run(big)
+    big_wall = time.perf_counter() - t0
     return {
         "equal": a["counts"] == b["counts"],
         "shortcut_nodes": a["network_size"],
         "full_nodes": b["network_size"],
         "shortcut_sim_s": a["sim_wall_s"],
         "full_sim_s": b["sim_wall_s"],
-        "full_wall_s": full_wall,
+        "full_wall_s": big_wall,
         "rates_hz": a["rates_hz"],
     }
