@@ -17,10 +17,15 @@ Two network sizes give the same rates:
   and inactive generators draw no random numbers, so with one NEST thread the shortcut
   reproduces the full model spike for spike (``tests/unit/test_brainstem.py``).
 
-The published notebook advanced the simulation 1 ms at a time, re-connecting a zero-rate
-Poisson generator to the active parrots at every step; ``stepped=True`` does the same (a
-test shows it changes nothing), the default schedules the pulse trains once and simulates
-once.
+The published notebook advanced the simulation 1 ms at a time (``nest.Simulate(1)`` 1000
+times), re-connecting a zero-rate Poisson generator to the active parrots at every step;
+``stepped=True`` (the default, the published behaviour) does the same. This is *not*
+neutral in NEST: at every Simulate call the pulse-packet generator's pre-run hook puts every
+pulse centre within 10 sd (1 ms) of the current time back into its window, so the next
+update draws those packets again while the spikes already drawn stay queued; with 1 ms steps
+the fibres fire about twice as often as the packets specify. ``stepped=False`` schedules the
+pulse trains once and simulates once (one Simulate call), which gives the packets as
+specified (and equals ``stepped=True`` with ``step_ms = duration_ms``; see the tests).
 """
 
 from __future__ import annotations
@@ -194,7 +199,7 @@ class BrainstemConfig:
     first_pulse_ms: float = 1.0
     ild: bool = True  # the published ILD map (ild_on = 1)
     noise_rate_hz: float = 0.0  # background poisson_generator (published: 0)
-    stepped: bool = False  # the published 1 ms loop re-connecting the noise generator
+    stepped: bool = True  # the published 1 ms loop (re-draws packets near each step; see above)
     step_ms: float = 1.0
     margin_blocks: int = 0  # shortcut only: silent 2-channel blocks added on each side
 
@@ -409,7 +414,8 @@ class SweepSpec:
 
 
 def run_name(cfg: BrainstemConfig) -> str:
-    return f"type={cfg.mso_type}__az={cfg.azimuth_deg:+.0f}__seed={cfg.seed}"
+    loop = "stepped" if cfg.stepped else "once"
+    return f"type={cfg.mso_type}__az={cfg.azimuth_deg:+.0f}__seed={cfg.seed}__{loop}"
 
 
 def _load_done(path: Path, cfg: BrainstemConfig) -> dict[str, Any] | None:
