@@ -656,8 +656,12 @@ def blocked_figure(table, side: str = "left"):
         _curve(ax, curves(sub, f"{side}_mso0"), "inhibition blocked (0 nS)", "tab:red")
         ax.set(title=f"{side.capitalize()} MSO neuron {t}", ylabel="Mean firing rate (Hz)")
         ax.set_xticks(range(-90, 91, 30))
-    for ax in axes[2:]:
+    n = len(table["mso_type"].unique())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax in axes[max(n - 2, 0) : n]:
         ax.set_xlabel("Azimuth (deg)")
+        ax.xaxis.set_tick_params(labelbottom=True)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
