@@ -196,3 +196,84 @@ def cluster_summary(labels, zs, train_acc, test_acc, active_z: float = 0.5) -> l
             "test_accuracy_sd": float(test_acc[m].std()),
         })
     return rows
+
+
+# --------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------
+
+
+def plot_factors(fit: ShiftedFit, colour: np.ndarray, *, trial_label: str = "trial",
+                 dt_ms: float = 1.0):
+    """One row per component: trial factor (scatter coloured by IPD in rad, viridis), neuron
+    factor (bars) and time factor (line), each divided by its L2 norm (figs 9 and 10)."""
+    import matplotlib.pyplot as plt
+
+    u, v, w = fit.normalised()
+    rank = u.shape[0]
+    fig, axes = plt.subplots(rank, 3, figsize=(10, 1.7 * rank + 1.0), squeeze=False)
+    for r in range(rank):
+        a0, a1, a2 = axes[r]
+        sc = a0.scatter(np.arange(u.shape[1]), u[r], c=colour, cmap="viridis", s=8,
+                        vmin=-math.pi / 2, vmax=math.pi / 2)
+        a1.bar(np.arange(v.shape[1]), v[r], color="0.3")
+        a2.plot(np.arange(w.shape[1]) * dt_ms, w[r], color="k")
+        a0.set_ylabel(f"component {r + 1}" if rank > 1 else "factor (a.u.)")
+        for a in (a0, a1, a2):
+            a.axhline(0, color="0.8", lw=0.5, zorder=0)
+    axes[0, 0].set_title("A  trial factor", loc="left")
+    axes[0, 1].set_title("B  neuron factor", loc="left")
+    axes[0, 2].set_title("C  time factor", loc="left")
+    axes[-1, 0].set_xlabel(trial_label)
+    axes[-1, 1].set_xlabel("hidden unit")
+    axes[-1, 2].set_xlabel("time (ms)")
+    fig.colorbar(sc, ax=axes[:, 0].tolist(), label="IPD (rad)", fraction=0.05, pad=0.02)
+    return fig
+
+
+def plot_rank_diagnostics(ensembles: dict):
+    """Objective and similarity against rank for each named ``ncp_hals`` ensemble."""
+    import matplotlib.pyplot as plt
+    import tensortools as tt
+
+    fig, axes = plt.subplots(len(ensembles), 2, figsize=(9, 3.0 * len(ensembles)), squeeze=False)
+    for row, (name, ens) in zip(axes, ensembles.items()):
+        tt.plot_objective(ens, ax=row[0])
+        tt.plot_similarity(ens, ax=row[1])
+        row[0].set_title(f"{name}: reconstruction error", loc="left")
+        row[1].set_title(f"{name}: replicate similarity", loc="left")
+        row[0].set_ylabel("normalised error")
+        row[1].set_ylabel("similarity to best")
+        for a in row:
+            a.set_xlabel("rank")
+    fig.tight_layout()
+    return fig
+
+
+def plot_clusters(results: dict, t: float = 5.0):
+    """For each named ``(Z, labels, summary)``: the Ward dendrogram and per-cluster accuracies."""
+    import matplotlib.pyplot as plt
+    from scipy.cluster.hierarchy import dendrogram
+
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 3.4 * len(results)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.6, 1]})
+    for row, (name, (Z, labels, summary)) in zip(axes, results.items()):
+        dendrogram(Z, ax=row[0], color_threshold=t, no_labels=True)
+        row[0].axhline(t, color="r", ls="--", lw=0.8)
+        row[0].set_title(f"{name}: Ward linkage of sorted z-scored neuron factors", loc="left")
+        row[0].set_ylabel("Ward distance")
+        row[0].set_xlabel("network")
+        x = np.arange(len(summary))
+        for off, key, col in ((-0.2, "train_accuracy", "C0"), (0.2, "test_accuracy", "C1")):
+            row[1].bar(x + off, [100 * s[key] for s in summary], 0.4,
+                       yerr=[100 * s[key + "_sd"] for s in summary], color=col,
+                       label=key.split("_")[0])
+        for i, s in enumerate(summary):
+            row[1].text(i, 2, f"n={s['n_networks']}\n{s['active_units']:.1f}", ha="center",
+                        fontsize=7, color="w")
+        row[1].set_xticks(x, [str(s["cluster"]) for s in summary])
+        row[1].set_xlabel("cluster")
+        row[1].set_ylabel("accuracy (%)")
+        row[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
