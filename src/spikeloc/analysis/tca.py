@@ -124,7 +124,7 @@ def fit_shifted(
 
     if restarts not in ("last", "best"):
         raise ValueError(f"restarts must be 'last' or 'best', got {restarts!r}")
-    np.random.seed(int(seed))  # the library draws its initialisation from np.random
+    _seed_all(int(seed))
     models, losses = [], []
     for _ in range(int(n_restarts)):
         m = fit_shifted_cp(
@@ -136,6 +136,25 @@ def fit_shifted(
         losses.append(float(m.loss_hist[-1]))
     k = len(models) - 1 if restarts == "last" else int(np.argmin(losses))
     return ShiftedFit(model=models[k], losses=losses, chosen=k)
+
+
+def _seed_all(seed: int) -> None:
+    """Seed numpy's global stream (the initialisation) and numba's own one (the random
+    parameter order inside the compiled updates, which ``np.random.seed`` does not reach)."""
+    global _numba_seed
+    np.random.seed(seed)
+    if _numba_seed is None:
+        import numba
+
+        @numba.njit(cache=False)
+        def _numba_seed_fn(s):
+            np.random.seed(s)
+
+        _numba_seed = _numba_seed_fn
+    _numba_seed(seed)
+
+
+_numba_seed = None
 
 
 def rank_ensemble(X: np.ndarray, ranks: Sequence[int], replicates: int = 5, seed: int = 0):
