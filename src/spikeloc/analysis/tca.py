@@ -246,7 +246,9 @@ def plot_factors(fit: ShiftedFit, colour: np.ndarray, *, trial_label: str = "tri
     axes[-1, 0].set_xlabel(trial_label)
     axes[-1, 1].set_xlabel("hidden unit")
     axes[-1, 2].set_xlabel("time (ms)")
-    fig.colorbar(sc, ax=axes[:, 0].tolist(), label="IPD (rad)", fraction=0.05, pad=0.02)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    cax = fig.add_axes((0.92, 0.15, 0.015, 0.7))
+    fig.colorbar(sc, cax=cax, label="class-midpoint IPD (rad)")
     return fig
 
 
@@ -288,8 +290,10 @@ def plot_clusters(results: dict, t: float = 5.0):
                        yerr=[100 * s[key + "_sd"] for s in summary], color=col,
                        label=key.split("_")[0])
         for i, s in enumerate(summary):
-            row[1].text(i, 2, f"n={s['n_networks']}\n{s['active_units']:.1f}", ha="center",
-                        fontsize=7, color="w")
+            top = 100 * max(s["train_accuracy"] + s["train_accuracy_sd"],
+                            s["test_accuracy"] + s["test_accuracy_sd"])
+            row[1].text(i, top + 1, f"n={s['n_networks']}\n{s['active_units']:.1f} active",
+                        ha="center", va="bottom", fontsize=7)
         row[1].set_xticks(x, [str(s["cluster"]) for s in summary])
         row[1].set_xlabel("cluster")
         row[1].set_ylabel("accuracy (%)")
