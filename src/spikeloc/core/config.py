@@ -126,6 +126,9 @@ class TrainingConfig:
     # reproduce the notebooks' numpy stream for the datasets (basic model: 32844534)
     legacy_numpy_seed: int | None = None
     checkpoint_every: int = 1
+    # keep every training batch's hidden spikes (bits) in RUN_DIR/hidden_spikes.npz
+    # (spikeloc.core.recording); such a run trains alone, not as an ensemble member
+    record_hidden_spikes: bool = False
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,8 @@ def config_hash(cfg: RunConfig) -> str:
     d = cfg.to_dict()
     d.pop("name", None)
     d.pop("threads", None)
+    if not d["training"].get("record_hidden_spikes"):
+        d["training"].pop("record_hidden_spikes", None)  # off: the hashes runs had before
     blob = json.dumps(d, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -83,6 +83,8 @@ def ensemble_key(cfg: RunConfig) -> tuple | None:
     m, tr, st = cfg.model, cfg.training, cfg.stimulus
     if m.architecture != "hidden" or m.readout not in _READOUTS or cfg.backend == "reference":
         return None
+    if tr.record_hidden_spikes:
+        return None  # the recording hook lives in the single-run loop
     probe = build_model(cfg)
     if probe.fused_unsupported(torch.empty(0, device=resolve_device(cfg.device))) is not None:
         return None

@@ -37,6 +37,7 @@ from tqdm import tqdm  # the text bar: tqdm.auto wants ipywidgets inside a kerne
 from spikeloc.core import evaluation
 from spikeloc.core.config import RegulariserConfig, RunConfig, config_hash
 from spikeloc.core.models import SNN, SNNOutput, build_model
+from spikeloc.core.recording import RECORDING_FILE, SpikeRecorder
 from spikeloc.core.stimuli import SpikeDataset, make_dataset
 from spikeloc.engine.runtime import configure_runtime
 from spikeloc.errors import ConfigError, SpikelocError
@@ -185,6 +186,7 @@ class TrainResult:
     stopped_early: bool
     wall_s: float
     device: str
+    recording: SpikeRecorder | None = None  # with training.record_hidden_spikes
 
 
 def _early_stop(val_losses: list[float], epoch: int, patience: int, min_epochs: int) -> bool:
@@ -203,8 +205,14 @@ def train(
     progress: bool = True,
     datasets: dict[str, SpikeDataset | None] | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    on_batch_end: Callable[[int, SNNOutput, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> TrainResult:
-    """Train the model of ``cfg``; checkpoints to ``checkpoint_path`` after every epoch."""
+    """Train the model of ``cfg``; checkpoints to ``checkpoint_path`` after every epoch.
+
+    ``on_batch_end(epoch, out, labels, ipd)`` is called after every optimiser step (epoch
+    1-based, ``out`` the batch's forward pass). ``training.record_hidden_spikes`` records the
+    hidden spikes of every batch (:class:`~spikeloc.core.recording.SpikeRecorder`, returned as
+    ``TrainResult.recording`` and kept across a resume)."""
     configure_runtime(cfg.threads)
     device = resolve_device(cfg.device)
     log.info("device: %s (requested %s)", device, cfg.device)
@@ -228,6 +236,7 @@ def train(
     start_epoch = 0
     best_state, best_epoch, best_val = None, None, math.inf
     chash = config_hash(cfg)
+    recorder = SpikeRecorder() if tr.record_hidden_spikes else None
     if resume and checkpoint_path and Path(checkpoint_path).exists():
         ck = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         if ck.get("config_hash") != chash:
@@ -246,6 +255,8 @@ def train(
         start_epoch = int(ck["epoch"])
         best_epoch, best_val = ck["best_epoch"], ck["best_val"]
         best_state = ck["best_state"]
+        if recorder is not None:
+            recorder.load_state(ck["recording"])
         log.info("resumed from %s at epoch %d", checkpoint_path, start_epoch)
         if tr.data == "fresh" and start_epoch > 0:
             train_set = None  # regenerated below from the restored stream
@@ -290,6 +301,10 @@ def train(
             if cfg.model.readout != "regression":
                 correct += int((out.readout.detach().argmax(1).cpu() == y).sum())
             n += len(y)
+            if recorder is not None:
+                recorder(epoch + 1, out.hidden_spikes, y, ipd)
+            if on_batch_end is not None:
+                on_batch_end(epoch + 1, out, y, ipd)
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / n,
@@ -328,6 +343,7 @@ def train(
                     "best_epoch": best_epoch,
                     "best_val": best_val,
                     "best_state": best_state,
+                    **({"recording": recorder.state()} if recorder is not None else {}),
                 },
             )
         if on_epoch_end is not None:
@@ -344,6 +360,7 @@ def train(
         stopped_early=stopped,
         wall_s=time.perf_counter() - t0,
         device=str(device),
+        recording=recorder,
     )
 
 
@@ -459,6 +476,8 @@ def write_run(
             **(provenance or {}),
         ),
     )
+    if result.recording is not None:
+        result.recording.save(partial / RECORDING_FILE)
     (partial / "checkpoint.pt").unlink(missing_ok=True)
     if out_dir.exists():
         old = out_dir.with_name(out_dir.name + ".old")
