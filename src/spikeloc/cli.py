@@ -52,6 +52,11 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_parser("contributors", help="validate contributor files, build author lists")
     )
     scaffold.configure_parser(sub.add_parser("new-module", help="scaffold a new analysis module"))
+    from spikeloc.pipeline import leaderboard
+
+    leaderboard.configure_parser(
+        sub.add_parser("leaderboard", help="rank every registered localiser on one protocol")
+    )
     return parser
 
 
