@@ -29,7 +29,9 @@ def test_lif_fires_one_step_after_crossing_and_resets():
     assert tr.v[21] == pytest.approx(0.55 * a**10 + 0.55, rel=1e-12)
     assert tr.spike_times_s.tolist() == pytest.approx([0.0021])
     assert tr.v[22] == 0.0
-    nb = classical.lif_trace([0.001, 0.002], w=0.55, tau_s=0.01, duration_s=0.004, update_order="notebook")
+    nb = classical.lif_trace(
+        [0.001, 0.002], w=0.55, tau_s=0.01, duration_s=0.004, update_order="notebook"
+    )
     assert nb.spike_times_s.tolist() == pytest.approx([0.002])
 
 
@@ -48,8 +50,14 @@ def test_lif2d_threshold_jumps_and_relaxes():
 
 
 def test_lif2d_adapts_and_exercise_is_solved():
-    tr = classical.lif2d_trace([0.003 * (k + 1) for k in range(20)], w=0.7, tau_s=0.01,
-                               tau_t_s=0.05, delta=0.2, duration_s=0.06)
+    tr = classical.lif2d_trace(
+        [0.003 * (k + 1) for k in range(20)],
+        w=0.7,
+        tau_s=0.01,
+        tau_t_s=0.05,
+        delta=0.2,
+        duration_s=0.06,
+    )
     isi = classical.interspike_intervals(tr.spike_times_s)
     assert len(isi) >= 3 and isi[-1] > isi[0]
     two_d, plain = classical.exercise_threshold_solution()
@@ -68,12 +76,16 @@ def test_hh_spike_height_and_refractoriness():
     out = classical.hh_simulate(10.0, duration_s=0.03)
     assert abs(float(out["v_rest_mV"])) < 0.01
     assert 95 < out["v_mV"].max() < 110  # ~100 mV above rest
+
     # a brief pulse fires; the same pulse 3 ms after a spike does not, 40 ms later it does
     def pulses(times):
         return lambda t: 20.0 if any(s <= t < s + 1e-3 for s in times) else 0.0
+
     one = classical.hh_simulate(pulses([0.005]), duration_s=0.02)
     assert len(one["spike_times_s"]) == 1
-    early = classical.hh_simulate(pulses([0.005, one["spike_times_s"][0] + 0.003]), duration_s=0.025)
+    early = classical.hh_simulate(
+        pulses([0.005, one["spike_times_s"][0] + 0.003]), duration_s=0.025
+    )
     assert len(early["spike_times_s"]) == 1
     late = classical.hh_simulate(pulses([0.005, 0.045]), duration_s=0.06)
     assert len(late["spike_times_s"]) == 2

@@ -30,7 +30,9 @@ def _brian(times_ms, w, tau_ms, tau_t_ms, delta, duration_ms, v0=0.0):
         net.append(inp)
         net.append(s)
     mon, spk = b2.StateMonitor(g, ["v", "vt"], record=0), b2.SpikeMonitor(g)
-    b2.Network(*net, mon, spk).run(duration_ms * b2.ms, namespace={"w": w, "tau": tau, "tau_t": tau_t, "delta": delta})
+    b2.Network(*net, mon, spk).run(
+        duration_ms * b2.ms, namespace={"w": w, "tau": tau, "tau_t": tau_t, "delta": delta}
+    )
     return mon.v[0], mon.vt[0], np.asarray(spk.t / b2.second)
 
 
@@ -40,7 +42,9 @@ def _brian(times_ms, w, tau_ms, tau_t_ms, delta, duration_ms, v0=0.0):
 )
 def test_lif_matches_brian2(times_ms, w, v0, duration_ms):
     v, _, spikes = _brian(times_ms, w, 10, None, 0.0, duration_ms, v0)
-    ours = classical.lif_trace([t / 1e3 for t in times_ms], w=w, tau_s=0.01, v0=v0, duration_s=duration_ms / 1e3)
+    ours = classical.lif_trace(
+        [t / 1e3 for t in times_ms], w=w, tau_s=0.01, v0=v0, duration_s=duration_ms / 1e3
+    )
     np.testing.assert_allclose(ours.v, v, atol=1e-12)
     np.testing.assert_allclose(ours.spike_times_s, spikes, atol=1e-12)
 
@@ -48,7 +52,9 @@ def test_lif_matches_brian2(times_ms, w, v0, duration_ms):
 def test_lif2d_matches_brian2():
     times = [3 * (k + 1) for k in range(20)]
     v, vt, spikes = _brian(times, 0.7, 10, 50, 0.2, 60)
-    ours = classical.lif2d_trace([t / 1e3 for t in times], w=0.7, tau_s=0.01, tau_t_s=0.05, delta=0.2, duration_s=0.06)
+    ours = classical.lif2d_trace(
+        [t / 1e3 for t in times], w=0.7, tau_s=0.01, tau_t_s=0.05, delta=0.2, duration_s=0.06
+    )
     assert len(spikes) >= 3
     np.testing.assert_allclose(ours.v, v, atol=1e-12)
     np.testing.assert_allclose(ours.v_threshold, vt, atol=1e-12)

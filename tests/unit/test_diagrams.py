@@ -10,7 +10,13 @@ from spikeloc.core.config import config_from_dict
 def test_workflow_graph_follows_the_manifests():
     pytest.importorskip("graphviz")
     mods = {
-        "a": {"owners": ["x"], "original_authors": ["y"], "figures": [1, 2], "variables": [], "leaderboard": [1]},
+        "a": {
+            "owners": ["x"],
+            "original_authors": ["y"],
+            "figures": [1, 2],
+            "variables": [],
+            "leaderboard": [1],
+        },
         "b": {"owners": ["x"], "original_authors": [], "figures": [], "variables": [1]},
     }
     src = diagrams.workflow_graph(mods, {"a": 3}, {"x": "Ann X"}).source

@@ -47,9 +47,13 @@ def test_circular_error_and_seeded_ipds():
 
 def test_repository_entries_are_registered():
     ids = {e.id for e in reg.entries(root=ROOT, analyses_dir=ROOT / "workflow/analyses")}
-    assert {"tutorial_classical.jeffress", "tutorial_classical.jeffress_smoothed",
-            "tutorial_surrogate.spiking", "tutorial_surrogate.membrane_only",
-            "basic_model.basic"} <= ids
+    assert {
+        "tutorial_classical.jeffress",
+        "tutorial_classical.jeffress_smoothed",
+        "tutorial_surrogate.spiking",
+        "tutorial_surrogate.membrane_only",
+        "basic_model.basic",
+    } <= ids
 
 
 def _module(tmp_path, entry_yaml):
@@ -66,11 +70,17 @@ def _module(tmp_path, entry_yaml):
 @pytest.mark.parametrize(
     "entry,message",
     [
-        ("  - {name: a, title: A, localiser: trained_run, run: nope}\n", r"leaderboard\[0\]\.run: .nope. is not a run"),
+        (
+            "  - {name: a, title: A, localiser: trained_run, run: nope}\n",
+            r"leaderboard\[0\]\.run: .nope. is not a run",
+        ),
         ("  - {name: a, title: A, localiser: trained_run}\n", "trained_run needs"),
         ("  - {name: a, title: A, localiser: 'spikeloc.nothing:f'}\n", "leaderboard.a.localiser"),
-        ("  - {name: a, title: A, localiser: trained_run, run: r1}\n"
-         "  - {name: a, title: B, localiser: trained_run, run: r1}\n", "used twice"),
+        (
+            "  - {name: a, title: A, localiser: trained_run, run: r1}\n"
+            "  - {name: a, title: B, localiser: trained_run, run: r1}\n",
+            "used twice",
+        ),
     ],
 )
 def test_bad_entries_are_rejected(tmp_path, entry, message):
@@ -82,7 +92,9 @@ def test_bad_entries_are_rejected(tmp_path, entry, message):
 def test_schema_rejects_unknown_entry_field(tmp_path):
     from spikeloc.pipeline.validation import ProblemsError
 
-    root = _module(tmp_path, "  - {name: a, title: A, localiser: trained_run, run: r1, weight: 2}\n")
+    root = _module(
+        tmp_path, "  - {name: a, title: A, localiser: trained_run, run: r1, weight: 2}\n"
+    )
     with pytest.raises(ProblemsError, match="leaderboard"):
         reg.entries(root=root, analyses_dir=root / "workflow/analyses")
 

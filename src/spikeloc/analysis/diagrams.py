@@ -37,8 +37,16 @@ def architecture_figure(
     t_ms = np.arange(spikes.shape[0]) * dt_s * 1e3
 
     def arrow(x0, y0, x1, y1, **kw):
-        bg.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12,
-                                     color=kw.get("color", "0.3"), lw=kw.get("lw", 1)))
+        bg.add_patch(
+            FancyArrowPatch(
+                (x0, y0),
+                (x1, y1),
+                arrowstyle="-|>",
+                mutation_scale=12,
+                color=kw.get("color", "0.3"),
+                lw=kw.get("lw", 1),
+            )
+        )
 
     # tone
     ax = fig.add_axes([0.01, 0.42, 0.1, 0.16])
@@ -49,7 +57,11 @@ def architecture_figure(
     ax.tick_params(labelsize=7)
     # ears
     for y, name, shift in ((3.3, "left ear", "0"), (1.1, "right ear", f"+IPD ({ipd_deg:g}°)")):
-        bg.add_patch(FancyBboxPatch((1.75, y - 0.3), 1.1, 0.6, boxstyle="round,pad=0.05", fc="#e8eef7", ec="0.3"))
+        bg.add_patch(
+            FancyBboxPatch(
+                (1.75, y - 0.3), 1.1, 0.6, boxstyle="round,pad=0.05", fc="#e8eef7", ec="0.3"
+            )
+        )
         bg.text(2.3, y + 0.08, name, ha="center", fontsize=9)
         bg.text(2.3, y - 0.18, f"phase {shift}", ha="center", fontsize=7)
         arrow(1.4, 2.3, 1.75, y)
@@ -67,7 +79,9 @@ def architecture_figure(
         sa.set_yticks([])
         sa.tick_params(labelsize=7)
         arrow(2.9, yc, 3.2, yc)
-        bg.text(4.2, yc + 0.72, f"{n_per_ear} Poisson fibres, phases 0..90°", ha="center", fontsize=8)
+        bg.text(
+            4.2, yc + 0.72, f"{n_per_ear} Poisson fibres, phases 0..90°", ha="center", fontsize=8
+        )
     fig.axes[-1].set_xlabel("Time (ms)", fontsize=8)
 
     def column(x, n, color, label):
@@ -90,7 +104,9 @@ def architecture_figure(
             bg.plot([7.53, 9.27], [y, y2], color="0.75", lw=0.4)
     bg.text(6.45, 4.3, "W_ih", ha="center", fontsize=9, style="italic")
     bg.text(8.4, 4.3, "W_ho", ha="center", fontsize=9, style="italic")
-    bg.add_patch(FancyBboxPatch((10.2, 2.0), 1.5, 0.6, boxstyle="round,pad=0.05", fc="#eeeeee", ec="0.3"))
+    bg.add_patch(
+        FancyBboxPatch((10.2, 2.0), 1.5, 0.6, boxstyle="round,pad=0.05", fc="#eeeeee", ec="0.3")
+    )
     bg.text(10.95, 2.22, "argmax of\ntime-mean -> IPD class", ha="center", fontsize=8)
     for y in out:
         bg.plot([9.53, 10.2], [y, 2.3], color="0.6", lw=0.5)
@@ -106,8 +122,11 @@ def workflow_graph(
     training jobs; ``contributors``: handle -> display name."""
     import graphviz
 
-    g = graphviz.Digraph("workflow", graph_attr={"rankdir": "LR", "fontname": "Helvetica", "nodesep": "0.15", "ranksep": "0.5"},
-                         node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled"})
+    g = graphviz.Digraph(
+        "workflow",
+        graph_attr={"rankdir": "LR", "fontname": "Helvetica", "nodesep": "0.15", "ranksep": "0.5"},
+        node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled"},
+    )
     people = set()
     for name in sorted(modules):
         m = modules[name]
@@ -127,7 +146,12 @@ def workflow_graph(
             g.node(f"t_{name}", f"train_chunk x{chunks[name]}", shape="box", fillcolor="#f4c28b")
             g.edge(src, f"t_{name}")
             src = f"t_{name}"
-        g.node(f"a_{name}", f"analyse_{name}\n({len(m['figures'])} figures, {len(m['variables'])} numbers)", shape="box", fillcolor="#9fd3a8")
+        g.node(
+            f"a_{name}",
+            f"analyse_{name}\n({len(m['figures'])} figures, {len(m['variables'])} numbers)",
+            shape="box",
+            fillcolor="#9fd3a8",
+        )
         g.edge(src, f"a_{name}")
         g.edge(f"a_{name}", "variables")
         if m.get("leaderboard"):
@@ -135,7 +159,9 @@ def workflow_graph(
     g.node("variables", "variables", shape="box", fillcolor="#dddddd")
     g.node("claims", "claims", shape="box", fillcolor="#dddddd")
     g.node("leaderboard", "spikeloc leaderboard", shape="box", fillcolor="#f7c6c6")
-    g.node("authorship", "authorship\n(author list, CITATION.cff)", shape="box", fillcolor="#dddddd")
+    g.node(
+        "authorship", "authorship\n(author list, CITATION.cff)", shape="box", fillcolor="#dddddd"
+    )
     g.node("paper", "typeset -> paper.pdf", shape="doubleoctagon", fillcolor="#ffe680")
     g.edge("variables", "claims")
     g.edge("claims", "paper")

@@ -85,7 +85,9 @@ def evaluate(localiser: Localiser, protocol: EvaluationProtocol) -> dict[str, An
         d = np.mod(est - ipd, 2 * np.pi)
         err = np.degrees(np.minimum(d, 2 * np.pi - d))
         per_seed_mae.append(float(err.mean()))
-        correct += int((_classes(ipd, protocol.n_classes) == _classes(est, protocol.n_classes)).sum())
+        correct += int(
+            (_classes(ipd, protocol.n_classes) == _classes(est, protocol.n_classes)).sum()
+        )
         spikes.append(np.asarray(spk, dtype=float))
         n += len(ipd)
     maes = np.asarray(per_seed_mae)
@@ -152,7 +154,9 @@ class _Network:
         from spikeloc.core.stimuli import continuise, generate_spikes
 
         gen = torch.Generator().manual_seed(int(seed))
-        x = generate_spikes(torch.as_tensor(ipds_rad, dtype=torch.float64), self.cfg.stimulus, generator=gen)
+        x = generate_spikes(
+            torch.as_tensor(ipds_rad, dtype=torch.float64), self.cfg.stimulus, generator=gen
+        )
         self.model.eval()
         with torch.no_grad():
             out = self.model(x)

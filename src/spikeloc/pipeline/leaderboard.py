@@ -75,10 +75,20 @@ def entries(analyses_dir: str | Path = ANALYSES_DIR, *, root: str | Path = ".") 
             run = e.get("run")
             if run is not None and run not in m.runs["paper"]:
                 known = ", ".join(sorted(m.runs["paper"])) or "none"
-                raise SpikelocError(f"{where}.run: {run!r} is not a run of this module (runs: {known})")
+                raise SpikelocError(
+                    f"{where}.run: {run!r} is not a run of this module (runs: {known})"
+                )
             if e["localiser"] == "trained_run" and run is None:
                 raise SpikelocError(f"{where}.run: trained_run needs one of this module's runs")
-            entry = Entry(name, e["name"], e["title"], e["localiser"], run, dict(e.get("options", {})), m.source)
+            entry = Entry(
+                name,
+                e["name"],
+                e["title"],
+                e["localiser"],
+                run,
+                dict(e.get("options", {})),
+                m.source,
+            )
             _factory(entry)
             out.append(entry)
     return out
@@ -120,7 +130,9 @@ def format_table(rows: list[dict], protocol: str) -> str:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", choices=["paper", "quick"], default="paper", help="which runs and protocol")
+    p.add_argument(
+        "--scale", choices=["paper", "quick"], default="paper", help="which runs and protocol"
+    )
     p.add_argument("--entry", action="append", help="only this entry (module.name); repeatable")
     p.add_argument("--out", help="also write the rows as JSON here")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -133,7 +145,9 @@ def _cmd(args: argparse.Namespace) -> int:
         known = {e.id for e in todo}
         for want in args.entry:
             if want not in known:
-                raise SpikelocError(f"--entry: {want!r} is not registered (known: {', '.join(sorted(known))})")
+                raise SpikelocError(
+                    f"--entry: {want!r} is not registered (known: {', '.join(sorted(known))})"
+                )
         todo = [e for e in todo if e.id in args.entry]
     rows = [evaluate_entry(e, args.scale) for e in todo]
     protocol = lb.PROTOCOLS[args.scale].describe()
