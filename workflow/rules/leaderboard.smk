@@ -3,23 +3,22 @@
 # scale, after the runs it needs are trained. Target: `snakemake leaderboard`.
 
 
-def leaderboard_runs():
-    """Chunk results of every module that enters a trained run on the leaderboard."""
-    out = []
-    for name in sorted(MODULES):
-        if any(e.get("run") for e in MODULES[name].get("leaderboard", [])):
-            out += chunk_results(name, "runs")
-    return out
-
-
 rule leaderboard_table:
     input:
-        runs=leaderboard_runs(),
+        # the single runs of every module that enters a trained run
+        runs=[
+            r
+            for m in sorted(MODULES)
+            if any(e.get("run") for e in MODULES[m].get("leaderboard", []))
+            for r in chunk_results(m, "runs")
+        ],
         manifests=[MODULES[m].source for m in sorted(MODULES)],
         library=NOTEBOOK_LIBRARY_FILES,
     output:
         table=f"{RESULTS}/leaderboard.json",
         text=f"{RESULTS}/leaderboard.txt",
+    params:
+        scale=SCALE,
     log:
         f"{LOGS}/leaderboard/leaderboard.log",
     message:
@@ -27,7 +26,7 @@ rule leaderboard_table:
     conda:
         CONDA_ENV
     shell:
-        "spikeloc leaderboard --scale {SCALE} --out {output.table} > {output.text} 2> {log}"
+        "spikeloc leaderboard --scale {params.scale} --out {output.table} > {output.text} 2> {log}"
 
 
 rule leaderboard:
