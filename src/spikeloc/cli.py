@@ -55,6 +55,11 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_parser("contributors", help="validate contributor files, build author lists")
     )
     scaffold.configure_parser(sub.add_parser("new-module", help="scaffold a new analysis module"))
+    from spikeloc.pipeline import leaderboard
+
+    leaderboard.configure_parser(
+        sub.add_parser("leaderboard", help="rank every registered localiser on one protocol")
+    )
     keys = sub.add_parser("config-keys", help="list every run-config key, its values and default")
     keys.add_argument("--preset", help="show the values of this preset (basic, tutorial)")
     keys.set_defaults(func=_config_keys)
