@@ -214,7 +214,7 @@ def fig_delayed_inputs(res: DDLResult, delays_per_class: np.ndarray, title: str,
 
     s = res.settings
     gen = torch.Generator().manual_seed(seed)
-    x, y = make_batch(s, 40 * s.n_classes, gen)
+    x, y = make_batch(s, 12 * s.n_classes, gen)
     n = int(math.ceil(math.sqrt(s.n_classes)))
     fig, axes = plt.subplots(n, n, figsize=(10, 9), sharex=True, sharey=True)
     for i, ax in enumerate(axes.flat):
@@ -226,7 +226,7 @@ def fig_delayed_inputs(res: DDLResult, delays_per_class: np.ndarray, title: str,
         b = delays.shift_linear(x[j, 1, i][None], torch.tensor([float(delays_per_class[i])]))[0]
         ax.vlines(np.flatnonzero(a), 0.55, 1.0, color="C0", lw=1)
         ax.vlines(np.flatnonzero(b.numpy() > 0.5), 0.0, 0.45, color="C3", lw=1)
-        ax.set_title(f"{s.ipd_deg()[i]:+.0f}° (d={delays_per_class[i]:+.0f})", fontsize=7)
+        ax.set_title(f"{s.ipd_deg()[i]:+.0f}° (d={int(delays_per_class[i]):+d})", fontsize=7)
         ax.set_yticks([])
     for ax in axes[-1]:
         ax.set_xlabel("time step", fontsize=7)
