@@ -103,3 +103,18 @@ def test_dcls_gauss_kernel_gets_position_gradients_and_the_network_runs():
     assert torch.allclose(k.sum(-1), net.w1.weight[:, :, 0], atol=1e-5)  # normalised taps
     with pytest.raises(ValueError, match="gauss or max"):
         net.set_mode("v0")
+
+
+def test_study_settings_reject_bad_options_and_the_ddl_stimulus_has_the_published_shape():
+    from spikeloc.analysis import dcls, delay_layer
+
+    with pytest.raises(ValueError, match="references or copy"):
+        dcls.train(dcls.DCLSSettings(best_weights="best"))
+    with pytest.raises(ValueError, match="subtractive or multiplicative"):
+        delays.DDLNetwork(36, synapse="additive")
+    s = delay_layer.DDLSettings()
+    x, y = delay_layer.make_batch(s, 5, torch.Generator().manual_seed(0))
+    assert x.shape == (5, 2, 36, 110) and s.n_steps == 110
+    assert float(x[..., :40].abs().sum()) == 0 and float(x[..., 90:].abs().sum()) == 0
+    assert s.ipd_deg()[0] == -90 and s.ipd_deg()[-1] == 85
+    assert dcls.DCLSSettings().taps == 31 and dcls.DCLSSettings(max_delay_ms=25).taps == 25

@@ -89,6 +89,8 @@ def _loss_acc(model, x, y, batch=512):
 
 
 def train(s: DCLSSettings, *, log=None) -> DCLSResult:
+    if s.best_weights not in ("references", "copy"):
+        raise ValueError(f"best_weights must be references or copy, not {s.best_weights!r}")
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
@@ -148,8 +150,6 @@ def train(s: DCLSSettings, *, log=None) -> DCLSResult:
             break
     if s.best_weights == "copy" and best_state is not None:
         model.load_state_dict(best_state)
-    elif s.best_weights != "references":
-        raise ValueError(f"best_weights must be references or copy, not {s.best_weights!r}")
     model.set_mode("max")
     res.wall_s = time.perf_counter() - t0
     return res
