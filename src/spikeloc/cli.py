@@ -8,6 +8,7 @@ Subcommands::
     spikeloc evaluate (--preset NAME | --config FILE) --weights FILE --samples N --seed S [--json]
     spikeloc contributors check|build ...
     spikeloc new-module NAME --owner HANDLE --title "..." [--sweep]
+    spikeloc bundle export --out B.tar.gz [--configfile F] | bundle import B.tar.gz [...]
 
 Every user error (bad config, bad weights file, bad contributor file, bad argument) is printed
 as one line ``spikeloc: error: <file>: <field>: <problem>`` and exits with status 2.
@@ -46,7 +47,11 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_parser("sweep-table", help="write a sweep's table from its chunk results")
     )
 
-    from spikeloc.pipeline import authorship, scaffold
+    from spikeloc.pipeline import authorship, bundle, scaffold
+
+    bundle.configure_parser(
+        sub.add_parser("bundle", help="export/import the finished results (train here, plot there)")
+    )
 
     authorship.configure_parser(
         sub.add_parser("contributors", help="validate contributor files, build author lists")
