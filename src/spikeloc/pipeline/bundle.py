@@ -173,6 +173,9 @@ def export_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's private one
     try:
         with tarfile.open(tmp, "w:gz") as tar:
             blob = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
@@ -216,9 +219,13 @@ def import_bundle(
     try:
         with tar:
             try:
+                members = tar.getmembers()
+            except (tarfile.TarError, OSError, EOFError, zlib_error()) as exc:
+                raise SpikelocError(f"{bundle}: (file): truncated or corrupt ({exc})") from None
+            try:
                 member = tar.getmember(MANIFEST)
                 manifest = json.loads(tar.extractfile(member).read().decode())
-            except (KeyError, ValueError, tarfile.TarError, OSError, AttributeError):
+            except (KeyError, ValueError, tarfile.TarError, OSError, EOFError, AttributeError):
                 raise SpikelocError(f"{bundle}: {MANIFEST}: missing or not readable") from None
             if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
                 raise SpikelocError(f"{bundle}: {MANIFEST}: format: not a {BUNDLE_FORMAT} bundle")
@@ -226,10 +233,6 @@ def import_bundle(
             if not isinstance(listed, dict) or not listed:
                 raise SpikelocError(f"{bundle}: {MANIFEST}: files: missing or empty")
             seen = set()
-            try:
-                members = tar.getmembers()
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise SpikelocError(f"{bundle}: (file): truncated or corrupt ({exc})") from None
             for m in members:
                 if m.name == MANIFEST:
                     continue
