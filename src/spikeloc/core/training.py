@@ -12,7 +12,11 @@ A run directory (``spikeloc train CONFIG --out RUN_DIR``)::
 While training, everything lives in ``RUN_DIR.partial/`` (with ``checkpoint.pt`` rewritten
 atomically every epoch); the finished directory is renamed into place in one step, so a
 ``RUN_DIR`` that exists is always complete. ``resume=True`` continues from the checkpoint in
-``RUN_DIR.partial/`` and gives the same final weights as an uninterrupted run.
+``RUN_DIR.partial/`` and gives the same final weights as an uninterrupted run; a checkpoint
+of another config is set aside as ``RUN_DIR.stale/`` (warning) and the run starts over; an
+unreadable one is refused (:class:`~spikeloc.errors.WeightsError`). ``RUN_DIR.old/`` left by
+a kill between the two renames of a rerun is put back or removed by the next run, and
+``--out`` naming a file or a folder that is not a run directory is refused before training.
 """
 
 from __future__ import annotations
