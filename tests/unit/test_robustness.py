@@ -3,6 +3,7 @@ user's replaced, nothing half-written), crash leftovers, stale checkpoints, seed
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -310,3 +311,25 @@ def test_spikeloc_error_for_out_is_not_a_config_error(tmp_path):
     with pytest.raises(SpikelocError):
         train_run(config_from_dict(tiny()), f, progress=False)
     assert f.read_text() == ""
+
+
+def test_chunk_retrains_a_run_whose_own_checkpoint_is_unreadable(tmp_path):
+    """In the workflow the checkpoint is a cache: a corrupt one must not stop the pipeline."""
+    from test_sweeps import tiny_chunk
+
+    from spikeloc.pipeline import chunks as ch
+    from spikeloc.pipeline import sweeps as sw
+
+    chunk = tiny_chunk(tmp_path / "results", n=1)
+    run = chunk.runs[0]
+    partial = Path(run.path + ".partial")
+    partial.mkdir(parents=True)
+    (partial / ch.PARTIAL_MARK).write_text(json.dumps({"fingerprint": sw.fingerprint(run, "c")}))
+    (partial / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    spec = tmp_path / "spec.json"
+    spec.write_text(ch.spec_text(chunk, "c"))
+    said: list[str] = []
+    result = ch.train_chunk(spec, tmp_path / "r.json", device="cpu", progress=False, say=said.append)
+    assert result["trained"] == 1 and not partial.exists()
+    assert any("cannot be used" in s for s in said)
+    assert ch.run_is_current(run.path, sw.fingerprint(run, "c"))
