@@ -202,8 +202,9 @@ def test_leftover_temp_of_a_killed_write_is_not_carried_into_the_run(tmp_path):
     partial.mkdir()
     # what a kill inside atomic_write_json(metrics.json) leaves: an old-style and a dead pid's
     (partial / ".metrics.json.k2j3h4g5.tmp").write_text('{"half": ')
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     host = os.uname().nodename.replace(".", "_")
     (partial / f".history.csv.{host}-{dead}.abcdefgh.tmp").write_text("epoch,")
     train_run(cfg, tmp_path / "run", resume=True, progress=False)
@@ -329,7 +330,9 @@ def test_chunk_retrains_a_run_whose_own_checkpoint_is_unreadable(tmp_path):
     spec = tmp_path / "spec.json"
     spec.write_text(ch.spec_text(chunk, "c"))
     said: list[str] = []
-    result = ch.train_chunk(spec, tmp_path / "r.json", device="cpu", progress=False, say=said.append)
+    result = ch.train_chunk(
+        spec, tmp_path / "r.json", device="cpu", progress=False, say=said.append
+    )
     assert result["trained"] == 1 and not partial.exists()
     assert any("cannot be used" in s for s in said)
     assert ch.run_is_current(run.path, sw.fingerprint(run, "c"))

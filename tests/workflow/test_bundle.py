@@ -50,8 +50,11 @@ def lay_out_results(root: Path) -> list[str]:
 
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "spikeloc.cli", "bundle", *args], cwd=root, env=env_for(root),
-        capture_output=True, text=True,
+        [sys.executable, "-m", "spikeloc.cli", "bundle", *args],
+        cwd=root,
+        env=env_for(root),
+        capture_output=True,
+        text=True,
     )
 
 
@@ -170,8 +173,9 @@ def test_export_refuses_results_of_another_config(tmp_path):
     files = lay_out_results(src)
     spec = next(f for f in files if f.endswith(".spec.json"))
     (src / spec).write_text((src / spec).read_text().replace('"seed"', '"seed" ', 1))
-    res = cli(src, "export", "--out", str(tmp_path / "b.tar.gz"), "--configfile",
-              "config/quick.yaml")
+    res = cli(
+        src, "export", "--out", str(tmp_path / "b.tar.gz"), "--configfile", "config/quick.yaml"
+    )
     assert res.returncode == 2 and spec in res.stderr
     assert not (tmp_path / "b.tar.gz").exists()
 

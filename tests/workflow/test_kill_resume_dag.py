@@ -89,8 +89,9 @@ def test_killed_quick_dag_reruns_to_the_same_outputs(tmp_path, reference, seed):
             os.killpg(proc.pid, signal.SIGKILL)  # snakemake and every job it started
         proc.wait()
         time.sleep(0.5)
-    subprocess.run([snakemake_exe(), *TRAIN, "--unlock"], cwd=root, env=env_for(root),
-                   capture_output=True)
+    subprocess.run(
+        [snakemake_exe(), *TRAIN, "--unlock"], cwd=root, env=env_for(root), capture_output=True
+    )
     r = snakemake(TRAIN, root, timeout=1800)
     assert r.returncode == 0, r.stdout[-6000:]
     assert leftovers(root) == []

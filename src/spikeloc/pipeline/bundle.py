@@ -111,9 +111,7 @@ def expected_specs(configfiles: Sequence[str] = (), root: str | Path = ".") -> t
         raise SpikelocError(exc.problems[0] if exc.problems else str(exc)) from None
     finally:
         os.chdir(cwd)
-    specs = {
-        project.chunk_spec_path(c): spec_text(c, project.code_hash) for c in project.chunks()
-    }
+    specs = {project.chunk_spec_path(c): spec_text(c, project.code_hash) for c in project.chunks()}
     return project, specs
 
 
