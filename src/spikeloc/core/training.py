@@ -577,4 +577,6 @@ def write_run(
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(partial, out_dir)
+        # RUN.old of an earlier replace killed between its renames (ensemble members too)
+        shutil.rmtree(out_dir.with_name(out_dir.name + ".old"), ignore_errors=True)
     return metrics
