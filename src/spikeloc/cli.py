@@ -8,6 +8,7 @@ Subcommands::
     spikeloc evaluate (--preset NAME | --config FILE) --weights FILE --samples N --seed S [--json]
     spikeloc contributors check|build ...
     spikeloc new-module NAME --owner HANDLE --title "..." [--sweep]
+    spikeloc bundle export --out B.tar.gz [--configfile F] | bundle import B.tar.gz [...]
     spikeloc config-keys [--preset NAME]
 
 ``spikeloc`` alone, or ``spikeloc COMMAND --help``, prints the commands with examples.
@@ -49,7 +50,11 @@ def _build_parser() -> argparse.ArgumentParser:
         sub.add_parser("sweep-table", help="write a sweep's table from its chunk results")
     )
 
-    from spikeloc.pipeline import authorship, scaffold
+    from spikeloc.pipeline import authorship, bundle, scaffold
+
+    bundle.configure_parser(
+        sub.add_parser("bundle", help="export/import the finished results (train here, plot there)")
+    )
 
     authorship.configure_parser(
         sub.add_parser("contributors", help="validate contributor files, build author lists")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
+import socket
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +25,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_torch_save",
+    "remove_temp_files",
     "save_model",
     "load_model_file",
     "load_weights",
@@ -54,11 +58,56 @@ def final_mode(path: str | Path) -> int:
         return 0o666 & ~_current_umask()
 
 
+_HOST = socket.gethostname().replace(".", "_")
+#: a temp file of another machine (shared filesystem) counts as abandoned after this long
+_FOREIGN_TEMP_AGE_S = 6 * 3600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _abandoned(tmp: Path) -> bool:
+    """Whether a temp file ``.NAME.HOST-PID.XXXX.tmp`` was left by a writer that is gone."""
+    parts = tmp.name.rsplit(".", 3)  # ['.NAME', 'HOST-PID', 'XXXX', 'tmp']
+    host, _, pid = parts[1].rpartition("-") if len(parts) == 4 else ("", "", "")
+    if host == _HOST and pid.isdigit():
+        return int(pid) != os.getpid() and not _alive(int(pid))
+    try:  # another machine's, or written before temp names carried the writer
+        return time.time() - tmp.stat().st_mtime > _FOREIGN_TEMP_AGE_S or not host
+    except FileNotFoundError:
+        return False
+
+
+def remove_temp_files(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Remove leftovers of interrupted atomic writes in ``folder`` (those of target ``name``
+    only, when given) whose writer is gone; returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    pattern = f".{glob.escape(name)}.*.tmp" if name else ".*.tmp"
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(pattern):
+        if tmp.is_file() and _abandoned(tmp):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def _atomic(path: str | Path, write: Callable[[Any], None], mode: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     perms = final_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_temp_files(path.parent, path.name)  # a killed earlier write of this file
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         os.fchmod(fd, perms)
         with os.fdopen(fd, mode) as fh:
@@ -116,8 +165,16 @@ def load_model_file(path: str | Path) -> dict:
         ) from None
     if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
         raise WeightsError(path, "format", f"expected a {MODEL_FORMAT!r} dict written by spikeloc")
-    if not isinstance(obj.get("state_dict"), dict):
+    state = obj.get("state_dict")
+    if not isinstance(state, dict):
         raise WeightsError(path, "state_dict", "missing")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(
+                path, f"state_dict.{key}", f"must be a tensor, got {type(value).__name__}"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(path, f"state_dict.{key}", "contains NaN or inf")
     return obj
 
 

@@ -232,6 +232,12 @@ _NON_NEGATIVE = {
     "strength",
 }
 _UNIT_INTERVAL = {"dropout", "inhibitory_fraction"}
+#: seeds: non-negative and small enough that every (seed, stream) generator seed
+#: ``seed * 1000 + stream`` (spikeloc.core.training.seeded_generator) fits torch's 64 bits
+#: exactly, so no two (seed, stream) pairs share a generator; numpy's legacy seeds are 32-bit
+SEED_MAX = 2**53 - 1
+LEGACY_SEED_MAX = 2**32 - 1
+_SEED_RANGE = {"seed": SEED_MAX, "legacy_numpy_seed": LEGACY_SEED_MAX}
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -324,6 +330,13 @@ def _build(cls: type, data: dict, prefix: str, source: str, problems: _Problems 
                     raise ConfigError(source, path, f"must be >= 0, got {value!r}")
                 if f.name in _UNIT_INTERVAL and not 0 <= value <= 1:
                     raise ConfigError(source, path, f"must be in [0, 1], got {value!r}")
+                if f.name == "dropout" and value >= 1:
+                    # a keep probability of 0 divides by zero in the inverted-dropout mask
+                    raise ConfigError(source, path, f"must be in [0, 1), got {value!r}")
+                if f.name in _SEED_RANGE and not 0 <= value <= _SEED_RANGE[f.name]:
+                    raise ConfigError(
+                        source, path, f"must be in [0, {_SEED_RANGE[f.name]}], got {value!r}"
+                    )
         except ConfigError as exc:
             problems.append(exc)
             continue
@@ -361,8 +374,15 @@ def _cross_checks(cfg: RunConfig, source: str) -> None:
         raise ConfigError(
             source, "training.n_val", "early_stopping needs a validation set (n_val > 0)"
         )
-    if st.probability == "point" and st.rate_max_hz * st.dt_s > 1:
-        raise ConfigError(source, "stimulus.rate_max_hz", "rate_max_hz * dt_s must be <= 1")
+    if st.rate_max_hz * st.dt_s > 1:
+        # both modes give p up to rate_max_hz * dt_s per bin (exact: its bin integral), and a
+        # Bernoulli draw per bin cannot represent more: it would be clipped silently
+        raise ConfigError(
+            source,
+            "stimulus.rate_max_hz",
+            f"rate_max_hz * dt_s must be <= 1 (one spike per bin at most) with probability "
+            f"{st.probability}, got {st.rate_max_hz * st.dt_s:g}",
+        )
 
 
 def config_from_dict(data: dict[str, Any] | None, source: str | Path = "<config>") -> RunConfig:
@@ -398,8 +418,19 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<yaml>"
         raise ConfigError(path, where, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None or data == {}:
+        raise ConfigError(
+            path,
+            "<top>",
+            "empty run config: name a preset (preset: basic) or set the fields to train "
+            "(refusing to train the all-defaults model unasked)",
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            path, "<top>", f"a run config must be a YAML mapping, got a {type(data).__name__}"
+        )
     if overrides:
-        data = deep_merge(data or {}, overrides)
+        data = deep_merge(data, overrides)
     return config_from_dict(data, path)
 
 

@@ -236,8 +236,8 @@ def _make_groups(members: list[_Member], device: torch.device) -> list[_DataGrou
             cfg = m.cfg
             g_data = seeded_generator(cfg.seed, "data")
             if cfg.training.data == "fresh":
-                # as spikeloc.core.training.train: past the initial training set
-                g_data = seeded_generator(cfg.seed + 7919, "data")
+                # as spikeloc.core.training.train: the epochs' sets have their own stream
+                g_data = seeded_generator(cfg.seed, "fresh_data")
             groups[key] = _DataGroup(
                 cfg=cfg,
                 members=[],

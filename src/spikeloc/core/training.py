@@ -12,7 +12,11 @@ A run directory (``spikeloc train CONFIG --out RUN_DIR``)::
 While training, everything lives in ``RUN_DIR.partial/`` (with ``checkpoint.pt`` rewritten
 atomically every epoch); the finished directory is renamed into place in one step, so a
 ``RUN_DIR`` that exists is always complete. ``resume=True`` continues from the checkpoint in
-``RUN_DIR.partial/`` and gives the same final weights as an uninterrupted run.
+``RUN_DIR.partial/`` and gives the same final weights as an uninterrupted run; a checkpoint
+of another config is set aside as ``RUN_DIR.stale/`` (warning) and the run starts over; an
+unreadable one is refused (:class:`~spikeloc.errors.WeightsError`). ``RUN_DIR.old/`` left by
+a kill between the two renames of a rerun is put back or removed by the next run, and
+``--out`` naming a file or a folder that is not a run directory is refused before training.
 """
 
 from __future__ import annotations
@@ -35,18 +39,26 @@ import yaml
 from tqdm import tqdm  # the text bar: tqdm.auto wants ipywidgets inside a kernel
 
 from spikeloc.core import evaluation
-from spikeloc.core.config import RegulariserConfig, RunConfig, config_hash
+from spikeloc.core.config import SEED_MAX, RegulariserConfig, RunConfig, config_hash
 from spikeloc.core.models import SNN, SNNOutput, build_model
 from spikeloc.core.recording import RECORDING_FILE, SpikeRecorder
 from spikeloc.core.stimuli import SpikeDataset, make_dataset
 from spikeloc.engine.runtime import configure_runtime
-from spikeloc.errors import ConfigError, SpikelocError
-from spikeloc.io import atomic_torch_save, atomic_write_json, atomic_write_text, save_model
+from spikeloc.errors import ConfigError, SpikelocError, WeightsError
+from spikeloc.io import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    remove_temp_files,
+    save_model,
+)
 from spikeloc.provenance import provenance_record
 
 __all__ = [
     "resolve_device",
     "seeded_generator",
+    "load_checkpoint",
+    "check_out_dir",
     "make_datasets",
     "make_test_set",
     "regulariser_loss",
@@ -58,15 +70,49 @@ __all__ = [
 
 log = logging.getLogger("spikeloc.core.training")
 
-# stream ids: every random draw comes from its own generator, so adding one never shifts another
-_STREAMS = {"model": 1, "data": 2, "shuffle": 3, "dropout": 4, "val": 5, "test": 6}
+# stream ids: every random draw comes from its own generator, so adding one never shifts another.
+# The generator of (seed, stream) is seeded with seed * 1000 + id: for 0 <= id < 1000 and
+# 0 <= seed <= SEED_MAX (checked here and by the config) that map is one-to-one and stays below
+# 2**64, so no two (seed, purpose) pairs share a stream. fresh_data: the training sets drawn
+# anew every epoch (training.data: fresh), apart from the fixed initial set of "data".
+_STREAMS = {
+    "model": 1,
+    "data": 2,
+    "shuffle": 3,
+    "dropout": 4,
+    "val": 5,
+    "test": 6,
+    "fresh_data": 7,
+}
 
 
 def seeded_generator(seed: int, stream: str) -> torch.Generator:
-    """A CPU generator for one named random stream of a run."""
+    """A CPU generator for one named random stream of a run (distinct for every pair)."""
+    seed = int(seed)
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(None, "seed", f"must be in [0, {SEED_MAX}], got {seed}")
     g = torch.Generator()
-    g.manual_seed(int(seed) * 1000 + _STREAMS[stream])
+    g.manual_seed(seed * 1000 + _STREAMS[stream])
     return g
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint (``weights_only=True``); unreadable -> :class:`WeightsError`."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, unpickling errors of many types, OSError
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        raise WeightsError(
+            path,
+            "<file>",
+            f"not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''}); "
+            "delete it or run without --resume",
+        ) from None
+    if not isinstance(ck, dict) or not {"config_hash", "epoch", "model"} <= set(ck):
+        raise WeightsError(
+            path, "<file>", "not a spikeloc training checkpoint; delete it or run without --resume"
+        )
+    return ck
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -229,16 +275,18 @@ def train(
     data = datasets or make_datasets(cfg, device)
     train_set, val_set = data["train"], data["val"]
     if tr.data == "fresh":
-        # advance the data stream past the initial training set so epoch 0 draws a new one
-        g_data = seeded_generator(cfg.seed + 7919, "data")
+        # the epochs' training sets come from their own stream, apart from the initial set
+        g_data = seeded_generator(cfg.seed, "fresh_data")
 
     history: list[dict] = []
     start_epoch = 0
     best_state, best_epoch, best_val = None, None, math.inf
     chash = config_hash(cfg)
     recorder = SpikeRecorder() if tr.record_hidden_spikes else None
+    if resume and checkpoint_path and not Path(checkpoint_path).exists():
+        log.info("no checkpoint at %s: starting from epoch 0", checkpoint_path)
     if resume and checkpoint_path and Path(checkpoint_path).exists():
-        ck = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        ck = load_checkpoint(checkpoint_path)
         if ck.get("config_hash") != chash:
             raise ConfigError(
                 checkpoint_path,
@@ -364,6 +412,45 @@ def train(
     )
 
 
+def check_out_dir(out_dir: str | Path) -> None:
+    """Refuse an output path that cannot be a run directory, or that holds what the user owns.
+
+    A run directory is replaced by its rerun; anything else there (a file, a folder that is
+    not a run directory, ``.``) is the user's and is refused before training starts."""
+    out_dir = Path(out_dir)
+    shown = str(out_dir)
+    if out_dir.name in ("", ".", "..") or out_dir.resolve() == Path.cwd().resolve():
+        raise SpikelocError(f"{shown}: --out: must name a new or run directory, not {shown!r}")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise SpikelocError(f"{shown}: --out: {parent} is not a directory")
+    if out_dir.exists() or out_dir.is_symlink():
+        if not out_dir.is_dir():
+            raise SpikelocError(
+                f"{shown}: --out: exists and is not a directory; refusing to replace it"
+            )
+        entries = {p.name for p in out_dir.iterdir()}
+        if entries and "provenance.json" not in entries and "model.pt" not in entries:
+            raise SpikelocError(
+                f"{shown}: --out: exists and is not a spikeloc run directory "
+                "(no model.pt or provenance.json); refusing to replace it"
+            )
+
+
+def _recover_interrupted_rename(out_dir: Path) -> None:
+    """A kill between the two renames of :func:`write_run` leaves ``RUN.old`` (the previous
+    run): put it back where ``RUN`` is missing, else drop it."""
+    old = out_dir.with_name(out_dir.name + ".old")
+    if not old.is_dir():
+        return
+    if out_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("removed %s, left by an interrupted replace", old)
+    else:
+        os.replace(old, out_dir)
+        log.info("restored %s from %s, left by an interrupted replace", out_dir, old)
+
+
 def _fmt_row(row: dict) -> str:
     return " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -403,11 +490,32 @@ def train_run(
     ``provenance``: extra entries for the run's ``provenance.json`` (the workflow records the
     fingerprint it checks to decide whether a run is up to date)."""
     out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
     ckpt = partial / "checkpoint.pt"
+    _recover_interrupted_rename(out_dir)
     if partial.exists() and not resume:
         shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
+    if resume and ckpt.exists():
+        ck = load_checkpoint(ckpt)  # unreadable: one line naming it, nothing touched
+        if ck.get("config_hash") != config_hash(cfg):
+            # the checkpoint is only a cache: keep it aside for inspection and start over
+            stale = out_dir.with_name(out_dir.name + ".stale")
+            shutil.rmtree(stale, ignore_errors=True)
+            os.replace(partial, stale)
+            log.warning(
+                "%s was made with config %s, this run is %s: set aside as %s; "
+                "training from epoch 0",
+                ckpt,
+                ck.get("config_hash"),
+                config_hash(cfg),
+                stale,
+            )
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpikelocError(f"{partial}: (directory): cannot create: {exc.strerror}") from None
+    remove_temp_files(partial)  # leftovers of writes interrupted by a kill
     started = time.time()
     device = resolve_device(cfg.device)
     configure_runtime(cfg.threads)
@@ -479,6 +587,7 @@ def write_run(
     if result.recording is not None:
         result.recording.save(partial / RECORDING_FILE)
     (partial / "checkpoint.pt").unlink(missing_ok=True)
+    remove_temp_files(partial)
     if out_dir.exists():
         old = out_dir.with_name(out_dir.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -487,4 +596,6 @@ def write_run(
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(partial, out_dir)
+        # RUN.old of an earlier replace killed between its renames (ensemble members too)
+        shutil.rmtree(out_dir.with_name(out_dir.name + ".old"), ignore_errors=True)
     return metrics

@@ -34,7 +34,7 @@ from typing import Any
 
 from spikeloc.core.config import RunConfig, config_from_dict
 from spikeloc.core.training import train_run
-from spikeloc.errors import ConfigError, SpikelocError
+from spikeloc.errors import ConfigError, SpikelocError, WeightsError
 from spikeloc.io import atomic_write_json, atomic_write_text
 from spikeloc.pipeline.sweeps import Chunk, fingerprint
 from spikeloc.pipeline.validation import show_path, type_name
@@ -280,12 +280,14 @@ def _train_alone(run, cfg, spec, head, resumed, progress, say) -> None:
     extra = _provenance(run, spec)
     try:
         train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
-    except ConfigError as exc:
-        if exc.field != "config_hash":
+    except (ConfigError, WeightsError) as exc:
+        partial = run_dir.with_name(run_dir.name + ".partial")
+        unreadable = isinstance(exc, WeightsError) and Path(exc.source) == partial / "checkpoint.pt"
+        if exc.field != "config_hash" and not unreadable:
             raise
-        # the checkpoint was made on another device: start this run afresh
-        say(f"{head}: its checkpoint does not match ({exc.problem}); training afresh")
-        shutil.rmtree(run_dir.with_name(run_dir.name + ".partial"), ignore_errors=True)
+        # the checkpoint does not match or cannot be read: it is only a cache, start afresh
+        say(f"{head}: its checkpoint cannot be used ({exc.problem}); training afresh")
+        shutil.rmtree(partial, ignore_errors=True)
         _prepare_partial(run_dir, run["fingerprint"])
         train_run(cfg, run_dir, resume=True, progress=progress, provenance=extra)
     say(f"{head}: done in {time.perf_counter() - t0:.1f} s")

@@ -6,12 +6,13 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from spikeloc.core import evaluation
-from spikeloc.core.config import RunConfig, load_config
+from spikeloc.core.config import LEGACY_SEED_MAX, SEED_MAX, RunConfig, load_config
 from spikeloc.core.stimuli import make_dataset
 from spikeloc.core.training import seeded_generator, train_run
 from spikeloc.engine.runtime import configure_runtime
@@ -47,6 +48,16 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _seed(limit: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        v = _int(text)
+        if not 0 <= v <= limit:
+            raise argparse.ArgumentTypeError(f"must be an integer in [0, {limit}], got {text!r}")
+        return v
+
+    return parse
 
 
 # ------------------------------------------------------------------------------ chunks
@@ -172,10 +183,10 @@ def configure_evaluate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--samples", type=_positive_int, default=4096, help="test-set size (default 4096)"
     )
-    p.add_argument("--seed", type=_int, default=0, help="seed of the fresh test set")
+    p.add_argument("--seed", type=_seed(SEED_MAX), default=0, help="seed of the fresh test set")
     p.add_argument(
         "--legacy-numpy-seed",
-        type=_int,
+        type=_seed(LEGACY_SEED_MAX),
         default=None,
         help="draw the test set from the notebooks' numpy stream (32844534 = published test set)",
     )
