@@ -27,8 +27,13 @@ from slurm_helpers import (  # noqa: E402
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-# snakemake targets; "paper" makes paper/build/paper.pdf if `figures` alone does not
-TARGETS = os.environ.get("SPIKELOC_SLURM_DAG_TARGETS", "figures paper").split()
+# snakemake targets. The SLURM test checks the executor and the profile (jobs submitted with
+# the right resources, all completed), not every module again: tests/workflow/test_quick_dag.py
+# runs the whole quick DAG locally. By default it runs the two core modules (training chunks and
+# notebooks); SPIKELOC_SLURM_DAG_TARGETS="figures paper" runs everything on SLURM.
+TARGETS = os.environ.get(
+    "SPIKELOC_SLURM_DAG_TARGETS", "analyse_basic_model analyse_tutorial_surrogate"
+).split()
 TIMEOUT_S = int(os.environ.get("SPIKELOC_SLURM_DAG_TIMEOUT", "3000"))
 
 
@@ -102,5 +107,6 @@ def test_quick_dag_on_slurm(tmp_path):
         p for p in (work / "figures" / "quick").glob("*") if p.suffix in {".pdf", ".png", ".svg"}
     ]
     assert figures, "no figure in figures/quick/"
-    pdf = work / "paper" / "build" / "quick" / "paper.pdf"
-    assert pdf.is_file(), "paper/build/quick/paper.pdf missing"
+    if "paper" in TARGETS:
+        pdf = work / "paper" / "build" / "quick" / "paper.pdf"
+        assert pdf.is_file(), "paper/build/quick/paper.pdf missing"
