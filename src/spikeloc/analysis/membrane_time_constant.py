@@ -28,7 +28,7 @@ def extremes(table: pd.DataFrame, key: str = "model.tau_hidden_s", metric: str =
     if table.empty:
         raise ValueError("extremes: the sweep table has no runs")
     lo, hi = table[key].min(), table[key].max()
-    by_seed = table.sort_values("seed")
+    by_seed = table.sort_values("seed", kind="stable")
     return (
         float(lo),
         by_seed.loc[by_seed[key] == lo, metric].to_numpy(),

@@ -31,7 +31,7 @@ def condition_samples(
                 sel &= np.isclose(col_values.astype(float), value)
             else:
                 sel &= col_values == value
-        rows = table[sel].sort_values("seed")
+        rows = table[sel].sort_values("seed", kind="stable")
         if rows.empty:
             raise ValueError(f"condition {label}: no run matches {dict(where)}")
         out[label] = rows[metric].to_numpy(dtype=float)
