@@ -53,3 +53,22 @@ def test_boxplot_has_one_tick_per_condition():
     t = {"a": [0.1, 0.2], "b": [0.3, 0.4]}
     fig = orr.condition_boxplot(t, t)
     assert [x.get_text() for x in fig.axes[0].get_xticklabels()] == ["a", "b"]
+
+
+def test_grid_means_average_over_seeds_and_heatmap_marks_published_points():
+    from spikeloc.analysis import high_frequency_250hz as hf
+
+    t = pd.DataFrame(
+        {
+            "model.tau_hidden_s": [0.0005, 0.0005, 0.005, 0.005, 0.0005],
+            "model.tau_output_s": [0.0005, 0.005, 0.0005, 0.005, 0.0005],
+            "seed": [0, 0, 0, 0, 1],
+            "accuracy": [0.8, 0.7, 0.3, 0.2, 0.6],
+        }
+    )
+    m = hf.grid_means(t)
+    assert m.loc[0.0005, 0.0005] == pytest.approx(0.7)
+    assert m.loc[0.005, 0.005] == pytest.approx(0.2)
+    fig = hf.heatmap(m, published=hf.PUBLISHED_POINTS)
+    texts = [x.get_text() for x in fig.axes[0].texts]
+    assert "published 28.1" in texts and "published 75/80.6" in texts and "70" in texts

@@ -68,8 +68,8 @@ def heatmap(
             ax.plot(j, i, "o", ms=16, mfc="none", mec="tab:red", mew=1.2)
             ax.text(
                 j,
-                i - 0.38,
-                "/".join(f"{a:.0f}" for a in accs),
+                i - 0.3,
+                "published " + "/".join(f"{a:g}" for a in accs),
                 ha="center",
                 va="center",
                 fontsize=6,
