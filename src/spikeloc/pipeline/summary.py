@@ -42,7 +42,7 @@ def summary_lines(
             for c in claims.get("claims", [])
             if not c.get("within", c.get("held", True))
         ]
-        line = f"claims: {ok} of {n} within tolerance ({results / 'claims.json'})"
+        line = f"claims: {ok} of {n} hold ({results / 'claims.json'})"
         if failing:
             shown = ", ".join(failing[:6]) + (", ..." if len(failing) > 6 else "")
             line += f"; not reproduced: {shown}"
