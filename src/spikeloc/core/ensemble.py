@@ -16,9 +16,15 @@ ensemble and pays that fixed cost once per step:
   had been trained alone (:func:`spikeloc.core.training.write_run`).
 * **One step for all.** Members that share a batch read it through one input layer call
   (their input weights side by side: ``x @ [W1_1 | W1_2 | ...]``, the table look-ups shared);
-  members whose hidden neurons have the same parameters run through one call of the fused LIF
-  kernel with their rows stacked (``E * batch`` rows; rows are independent, so each member's
-  spikes are the ones it computes alone); one backward pass and one optimiser step update all.
+  members whose hidden neurons share their option flags (update order, reset, surrogate
+  kind, adaptation on/off; :meth:`spikeloc.engine.LIFSpec.flags`) and readout decay run through
+  one call of the fused LIF kernel with their rows stacked (``E * batch`` rows), each row
+  reading its member's values (time constant, threshold, surrogate slope, adaptation) from a
+  per-member table (:func:`spikeloc.engine.cpu_kernels.params_table`; on CUDA, where the Triton
+  kernels take one set of values, members with equal values share a call); rows are
+  independent, so each member's spikes are the ones it computes alone. One log-softmax serves
+  a neuron group's classification members; one backward pass and one optimiser step update
+  all.
 * **What cannot be an ensemble** (:func:`ensemble_key` is None) trains alone: the membrane-only
   architecture, the max-membrane and spike-count readouts, the reference backend, and neurons
   the fused engine does not cover. Members must agree on every shape and on the schedule (input

@@ -56,10 +56,11 @@ why a neuron, device or dtype cannot run here; the caller then runs the referenc
 Dropout is a mask the caller draws (``SNN.dropout_mask``, as in the reference) and passes in;
 Dale weights arrive as effective weights. Nothing here imports triton on the CPU path.
 
-**Ensembles** (a later step): a leading member dimension ``(E, batch, T, n)`` of currents, with
-per-member values in the spec (see :mod:`spikeloc.engine.lif_spec`) and per-member readout
-weights ``(E, n, n_out)``: the recurrence folds members into its rows, the readout's products
-become batched products; the interface above keeps its shape.
+**Ensembles** (:mod:`spikeloc.core.ensemble`): members' rows stacked in the batch dimension of
+:class:`LIFSequence` / :class:`LIFWithReadout` / :func:`lif_sequence`, with an optional
+per-member table of values (``table``, :func:`spikeloc.engine.cpu_kernels.params_table`; numba
+kernels) and per-member readout weights ``(E, n, n_out)`` in a batched product; :func:`run_lif`
+keeps its shape.
 """
 
 from __future__ import annotations
