@@ -54,7 +54,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from spikeloc import engine
-from spikeloc.engine import cpu_kernels
 from spikeloc.core.config import RunConfig
 from spikeloc.core.models import SNN, SNNOutput, build_model
 from spikeloc.core.stimuli import SpikeDataset, make_dataset
@@ -69,6 +68,7 @@ from spikeloc.core.training import (
     seeded_generator,
     write_run,
 )
+from spikeloc.engine import cpu_kernels
 from spikeloc.engine.layers import (
     LIFWithReadout,
     TimeWeightedSum,

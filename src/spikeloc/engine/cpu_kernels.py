@@ -338,9 +338,7 @@ def _lif_kernel(direction: str, flags: tuple, lanes: int | None) -> tuple[str, t
     return source, tuple(names)
 
 
-def _run_lif(
-    direction: str, spec, arrays: dict, lanes: int | None, table=None, **flags
-) -> None:
+def _run_lif(direction: str, spec, arrays: dict, lanes: int | None, table=None, **flags) -> None:
     source, names = _lif_kernel(direction, tuple(spec.flags(**flags).items()), lanes)
     args = [arrays[name] for name in names]
     p = _params(spec, args[0].dtype, table)
