@@ -174,3 +174,48 @@ def test_a_chunk_trains_its_compatible_runs_as_one_ensemble(tmp_path):
         assert {k: v for k, v in a.items() if k not in drop} == {
             k: v for k, v in b.items() if k not in drop
         }
+
+
+@pytest.mark.parametrize("order", ["published", "immediate"])
+@pytest.mark.parametrize("n", [5, 16])  # the loop kernel and the lane-block kernel
+def test_parameter_table_rows_compute_each_member_as_alone(order, n):
+    """One kernel call over three members' stacked rows, each with its own values (time
+    constant, threshold, surrogate beta, adaptation), equals each member's call alone bit for
+    bit, forward (spikes, records, readout sum) and adjoint."""
+    import numpy as np
+
+    from spikeloc.engine import LIFSpec, cpu_kernels
+
+    if not cpu_kernels.available():
+        pytest.skip("numba not installed")
+    specs = [
+        LIFSpec(alpha=a, threshold=th, order=order, beta=b, adaptive_beta=ab, rho=r)
+        for a, th, b, ab, r in [(0.9, 1.0, 5.0, 0.2, 0.95), (0.6, 0.8, 3.0, 0.5, 0.8),
+                                (0.97, 1.2, 8.0, 0.1, 0.5)]
+    ]  # fmt: skip
+    rng = np.random.default_rng(0)
+    B, T = 6, 40
+    h = (rng.standard_normal((3 * B, T, n)) * 0.6 + 0.25).astype(np.float32)
+    G = rng.standard_normal(h.shape).astype(np.float32)
+    c = rng.random(T).astype(np.float32)
+    gr = rng.standard_normal((3 * B, n)).astype(np.float32)
+    table = cpu_kernels.params_table(specs, np.float32)
+    S, X, U, R = cpu_kernels.lif_forward(h, specs[0], c, table)
+    Y = 1 / (1 + np.exp(-X))
+    dh = cpu_kernels.lif_backward(G, Y, S, U, specs[0], c, gr, table)
+    assert S.sum() > 0
+    for e, spec in enumerate(specs):
+        rows = slice(e * B, (e + 1) * B)
+        S1, X1, U1, R1 = cpu_kernels.lif_forward(np.ascontiguousarray(h[rows]), spec, c)
+        np.testing.assert_array_equal(S[rows], S1)
+        np.testing.assert_array_equal(X[rows], X1)
+        np.testing.assert_array_equal(R[rows], R1)
+        dh1 = cpu_kernels.lif_backward(
+            np.ascontiguousarray(G[rows]), np.ascontiguousarray(Y[rows]), S1, U1, spec, c,
+            np.ascontiguousarray(gr[rows]),
+        )  # fmt: skip
+        np.testing.assert_array_equal(dh[rows], dh1)
+    with pytest.raises(ValueError, match="option flags"):
+        cpu_kernels.params_table([specs[0], LIFSpec(alpha=0.9, threshold=1.0)], np.float32)
+    with pytest.raises(ValueError, match="split"):
+        cpu_kernels.lif_forward(h[:-1], specs[0], c, table)

@@ -16,9 +16,15 @@ ensemble and pays that fixed cost once per step:
   had been trained alone (:func:`spikeloc.core.training.write_run`).
 * **One step for all.** Members that share a batch read it through one input layer call
   (their input weights side by side: ``x @ [W1_1 | W1_2 | ...]``, the table look-ups shared);
-  members whose hidden neurons have the same parameters run through one call of the fused LIF
-  kernel with their rows stacked (``E * batch`` rows; rows are independent, so each member's
-  spikes are the ones it computes alone); one backward pass and one optimiser step update all.
+  members whose hidden neurons share their option flags (update order, reset, surrogate
+  kind, adaptation on/off; :meth:`spikeloc.engine.LIFSpec.flags`) and readout decay run through
+  one call of the fused LIF kernel with their rows stacked (``E * batch`` rows), each row
+  reading its member's values (time constant, threshold, surrogate slope, adaptation) from a
+  per-member table (:func:`spikeloc.engine.cpu_kernels.params_table`; on CUDA, where the Triton
+  kernels take one set of values, members with equal values share a call); rows are
+  independent, so each member's spikes are the ones it computes alone. One log-softmax serves
+  a neuron group's classification members; one backward pass and one optimiser step update
+  all.
 * **What cannot be an ensemble** (:func:`ensemble_key` is None) trains alone: the membrane-only
   architecture, the max-membrane and spike-count readouts, the reference backend, and neurons
   the fused engine does not cover. Members must agree on every shape and on the schedule (input
@@ -62,6 +68,7 @@ from spikeloc.core.training import (
     seeded_generator,
     write_run,
 )
+from spikeloc.engine import cpu_kernels
 from spikeloc.engine.layers import (
     LIFWithReadout,
     TimeWeightedSum,
@@ -76,6 +83,10 @@ __all__ = ["ensemble_key", "group_for_ensembles", "train_ensemble", "train_ensem
 log = logging.getLogger("spikeloc.core.ensemble")
 
 _READOUTS = ("mean_membrane", "regression")
+
+#: Each member's classification loss by ``F.nll_loss`` of its own rows (recorded losses equal to
+#: the run's alone bit for bit); False: one NLL for all members (see :func:`_group_losses`).
+EXACT_LOSS = True
 
 
 def ensemble_key(cfg: RunConfig) -> tuple | None:
@@ -147,10 +158,14 @@ class _DataGroup:
     g_data: torch.Generator
 
 
-def _spec_key(member: _Member) -> tuple:
+def _spec_key(member: _Member, tables: bool) -> tuple:
+    """Members with equal keys run through one kernel call: with per-member parameter tables
+    (the CPU kernels) those whose neurons share their option flags, else those whose neurons
+    are equal."""
     model = member.model
+    spec = engine.LIFSpec.from_params(model.hidden_params)
     return (
-        engine.LIFSpec.from_params(model.hidden_params),
+        tuple(spec.flags().items()) if tables else spec,
         math.exp(-model.dt_s / model.cfg.tau_output_s),
         model.cfg.update_order,
         model.cfg.dropout > 0,
@@ -169,15 +184,25 @@ class _EnsembleStep:
         positive = all(m.model.cfg.threshold > 0 for m in members)
         self.Hp = _padded_width(self.H) if positive else self.H
         self.T = round(cfg.stimulus.duration_s / cfg.stimulus.dt_s)
-        self.backend = backend_for(device, members[0].model.W1.dtype)
+        dtype = members[0].model.W1.dtype
+        self.backend = backend_for(device, dtype)
+        tables = self.backend == "numba"
         by_spec: dict[tuple, list[int]] = {}
         for i, m in enumerate(members):
-            by_spec.setdefault(_spec_key(m), []).append(i)
-        self.spec_groups = list(by_spec.items())
+            by_spec.setdefault(_spec_key(m, tables), []).append(i)
+        # per group: its first member's spec (the flags; the values too without a table),
+        # the per-member table of values (numba), the readout's alpha and order, dropout
+        self.spec_groups = []
+        for key, idx in by_spec.items():
+            specs = [engine.LIFSpec.from_params(members[i].model.hidden_params) for i in idx]
+            table = None
+            if tables:
+                table = cpu_kernels.params_table(specs, torch.empty(0, dtype=dtype).numpy().dtype)
+            self.spec_groups.append(((specs[0], table, *key[1:]), idx))
 
     def __call__(self, batches: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """``batches[g]``: the spikes of data group ``g``; returns ``(readout, hidden spikes)``
-        per member."""
+        """``batches[g]``: the spikes of data group ``g``; returns, per neuron group,
+        ``(member indices, readout values (n, B, n_out), hidden spikes (n, B, T, H))``."""
         H, Hp, T = self.H, self.Hp, self.T
         weights = [m.model.effective_weights() for m in self.members]
         blocks, order = [], []
@@ -194,8 +219,8 @@ class _EnsembleStep:
             order += group.members
         every = blocks[0] if len(blocks) == 1 else torch.cat(blocks, 0)  # (E, B, T, Hp)
         at = {i: k for k, i in enumerate(order)}
-        out: list = [None] * len(self.members)
-        for (spec, alpha_out, order_, dropout), idx in self.spec_groups:
+        groups_out: list = []
+        for (spec, table, alpha_out, order_, dropout), idx in self.spec_groups:
             sel = [at[i] for i in idx]
             part = every if sel == list(range(len(order))) else every[torch.tensor(sel)]
             n = len(idx)
@@ -203,10 +228,10 @@ class _EnsembleStep:
             h_k = part.reshape(n * B, T, Hp).transpose(0, 1)
             c = li_mean_weights(T, alpha_out, order_, dtype=h_k.dtype, device=h_k.device)
             if self.backend == "numba" and not dropout:
-                spikes, r = LIFWithReadout.apply(h_k, c, spec)
+                spikes, r = LIFWithReadout.apply(h_k, c, spec, table)
                 r = r.view(n, B, -1)[..., :H]
             else:
-                spikes = engine.lif_sequence(h_k, spec, backend=self.backend)
+                spikes = engine.lif_sequence(h_k, spec, backend=self.backend, table=table)
                 s = spikes.transpose(0, 1).reshape(n, B, T, Hp)[..., :H]
                 if dropout:
                     masks = [
@@ -220,12 +245,65 @@ class _EnsembleStep:
                 r = TimeWeightedSum.apply(c, s.reshape(n * B, T, H)).view(n, B, H)
             values = torch.bmm(r, torch.stack([weights[i][1] for i in idx]))  # (n, B, n_out)
             hidden = spikes.transpose(0, 1).reshape(n, B, T, Hp)[..., :H]
-            for j, i in enumerate(idx):
-                value = values[j]
-                if self.members[i].cfg.model.readout == "regression":
-                    value = value[:, 0]
-                out[i] = (value, hidden[j])
-        return out
+            groups_out.append((idx, values, hidden))
+        return groups_out
+
+
+def _group_losses(members, idx, values, hidden, parts, sums) -> list[torch.Tensor]:
+    """The losses (1-d tensors) of the training members ``idx`` of one neuron group, whose
+    readout ``values`` (n, B, n_out) and ``hidden`` spikes (n, B, T, H) the step computed;
+    adds each member's loss sum, correct answers and samples to ``sums``.
+
+    Classification members without a regulariser share one log-softmax over all their rows
+    (per row the operations alone); each member's NLL is then ``F.nll_loss`` of its rows, as
+    alone (with :data:`EXACT_LOSS` False, one NLL over all rows and a mean per member: that
+    mean sums in another order than ``F.nll_loss``'s, so the recorded loss may differ in the
+    last bit, ~1e-8 relative; the gradient, ``-1/B`` at the label, is the same). The others take
+    :func:`spikeloc.core.training.loss_fn` one by one."""
+    out: list[torch.Tensor] = []
+    fast = [
+        j
+        for j, i in enumerate(idx)
+        if not members[i].stopped
+        and members[i].cfg.model.readout != "regression"
+        and not members[i].cfg.training.regulariser.enabled
+    ]
+    if fast:
+        sel = values if len(fast) == len(idx) else values[torch.tensor(fast)]
+        n, B, C = sel.shape
+        ys = torch.stack([parts[members[idx[j]].data_group][1] for j in fast]).to(sel.device)
+        logp = F.log_softmax(sel, dim=2)
+        if EXACT_LOSS:
+            # F.nll_loss's own mean per member: the loss alone, bit for bit
+            loss = torch.stack([F.nll_loss(logp[k], ys[k]) for k in range(n)])
+        else:
+            nll = F.nll_loss(logp.reshape(n * B, C), ys.reshape(-1), reduction="none")
+            loss = nll.view(n, B).mean(1)
+        out.append(loss)
+        correct = (sel.detach().argmax(2) == ys).sum(1).tolist()
+        for j, lv, cj in zip(fast, loss.detach().tolist(), correct, strict=True):
+            s = sums[idx[j]]
+            s[0] += lv * B
+            s[1] += int(cj)
+            s[2] += B
+    rest = set(range(len(idx))) - set(fast)
+    for j in sorted(rest):
+        i = idx[j]
+        m = members[i]
+        if m.stopped:
+            continue
+        _, y, ipd = parts[m.data_group]
+        value = values[j]
+        if m.cfg.model.readout == "regression":
+            value = value[:, 0]
+        loss = loss_fn(SNNOutput(value, hidden[j], None), y, ipd, m.cfg)
+        out.append(loss.view(1))
+        s = sums[i]
+        s[0] += float(loss.detach()) * len(y)
+        if m.cfg.model.readout != "regression":
+            s[1] += int((value.detach().argmax(1).cpu() == y).sum())
+        s[2] += len(y)
+    return out
 
 
 def _make_groups(members: list[_Member], device: torch.device) -> list[_DataGroup]:
@@ -319,19 +397,13 @@ def train_ensemble(
         for parts in zip(*iters, strict=True):
             outs = step([x.to(device) for x, _, _ in parts])
             losses = []
-            for i, m in enumerate(members):
-                _, y, ipd = parts[m.data_group]
-                readout, spikes = outs[i]
-                loss = loss_fn(SNNOutput(readout, spikes, None), y, ipd, m.cfg)
-                if not m.stopped:
-                    losses.append(loss)
-                    s = sums[i]
-                    s[0] += float(loss.detach()) * len(y)
-                    if m.cfg.model.readout != "regression":
-                        s[1] += int((readout.detach().argmax(1).cpu() == y).sum())
-                    s[2] += len(y)
+            for idx, values, hidden in outs:
+                losses += _group_losses(members, idx, values, hidden, parts, sums)
             opt.zero_grad(set_to_none=True)
-            torch.stack(losses).sum().backward()
+            torch.cat(losses).sum().backward()
+            for m in members:
+                if m.stopped:  # no update at all (a zero gradient would still move Adam)
+                    m.model.W1.grad = m.model.W2.grad = None
             opt.step()
         seconds = time.perf_counter() - te
         for i, m in enumerate(members):

@@ -311,8 +311,24 @@ def _lane_ok(kind: str, n: int, *arrays: np.ndarray | None) -> int | None:
     return C
 
 
-def _params(spec, dtype) -> np.ndarray:
-    return np.array(spec.values(), dtype=dtype)
+def _params(spec, dtype, table: np.ndarray | None = None) -> np.ndarray:
+    """The kernels' table of values (M, len(PARAMS)): ``table`` (one row per member, see
+    :func:`params_table`) or, for one layer alone, the single row of ``spec``."""
+    if table is None:
+        return np.array([spec.values()], dtype=dtype)
+    if table.ndim != 2 or table.dtype != dtype:
+        raise ValueError(f"parameter table must be 2-d {dtype}, got {table.ndim}-d {table.dtype}")
+    return table
+
+
+def params_table(specs, dtype) -> np.ndarray:
+    """The per-member table of values (len(specs), len(PARAMS)) for an ensemble of layers
+    ``specs`` that share their option flags (:meth:`LIFSpec.flags`); the rows of the arrays
+    given with it are the members' rows one after the other, equally many each."""
+    flags = {tuple(s.flags().items()) for s in specs}
+    if len(flags) != 1:
+        raise ValueError("an ensemble's layers must share their option flags")
+    return np.array([s.values() for s in specs], dtype=dtype)
 
 
 @cache
@@ -322,10 +338,12 @@ def _lif_kernel(direction: str, flags: tuple, lanes: int | None) -> tuple[str, t
     return source, tuple(names)
 
 
-def _run_lif(direction: str, spec, arrays: dict, lanes: int | None, **flags) -> None:
+def _run_lif(direction: str, spec, arrays: dict, lanes: int | None, table=None, **flags) -> None:
     source, names = _lif_kernel(direction, tuple(spec.flags(**flags).items()), lanes)
     args = [arrays[name] for name in names]
-    p = _params(spec, args[0].dtype)
+    p = _params(spec, args[0].dtype, table)
+    if args[0].shape[0] % p.shape[0]:
+        raise ValueError(f"{args[0].shape[0]} rows do not split among {p.shape[0]} members")
     if lanes is None:  # the loop kernel: single-threaded, any strides
         _generated(source)(0, 1, *args, p)
         return
@@ -334,7 +352,7 @@ def _run_lif(direction: str, spec, arrays: dict, lanes: int | None, **flags) -> 
 
 
 def lif_forward(
-    h: np.ndarray, spec, c: np.ndarray | None = None
+    h: np.ndarray, spec, c: np.ndarray | None = None, table: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """LIF recurrence over time for currents ``h`` indexed (batch, T, n), any strides,
     float32/float64.
@@ -344,6 +362,8 @@ def lif_forward(
     decision, the product torch's surrogate would form first; zero where no spike is recorded)
     and the pre-reset potential (None unless ``spec.needs_u``); with readout weights ``c``
     (T,), ``R`` (batch, n) = ``sum_t c[t] S[:, t]`` summed in time order (else None).
+    ``table``: per-member values (:func:`params_table`; the rows split equally among the
+    members, in order); None: ``spec``'s values for every row.
     """
     if not spec.beta > 0:
         raise ValueError(f"the surrogate's beta must be positive, got {spec.beta}")
@@ -357,7 +377,7 @@ def lif_forward(
         "C": np.ascontiguousarray(c, h.dtype) if readout else None,
         "R": np.empty((B, n), h.dtype) if readout else None,
     }
-    _run_lif("forward", spec, arrays, _lane_ok("forward", n, h), readout=readout)
+    _run_lif("forward", spec, arrays, _lane_ok("forward", n, h), table, readout=readout)
     return arrays["S"], arrays["X"], arrays["U"], arrays["R"]
 
 
@@ -369,6 +389,7 @@ def lif_backward(
     spec,
     c: np.ndarray | None = None,
     gr: np.ndarray | None = None,
+    table: np.ndarray | None = None,
 ) -> np.ndarray:
     """dL/dh, a new C-contiguous (batch, T, n) array (all arrays indexed (batch, T, n), any
     strides), from dL/dspikes: ``G``, plus, with readout weights ``c`` (T,), the gradient ``gr``
@@ -392,7 +413,7 @@ def lif_backward(
         "GR": np.ascontiguousarray(gr, Y.dtype) if readout else None,
     }
     lanes = _lane_ok("backward", n, Y, S, U, G)
-    _run_lif("adjoint", spec, arrays, lanes, readout=readout, grad_s=G is not None)
+    _run_lif("adjoint", spec, arrays, lanes, table, readout=readout, grad_s=G is not None)
     return arrays["DH"]
 
 

@@ -56,10 +56,11 @@ why a neuron, device or dtype cannot run here; the caller then runs the referenc
 Dropout is a mask the caller draws (``SNN.dropout_mask``, as in the reference) and passes in;
 Dale weights arrive as effective weights. Nothing here imports triton on the CPU path.
 
-**Ensembles** (a later step): a leading member dimension ``(E, batch, T, n)`` of currents, with
-per-member values in the spec (see :mod:`spikeloc.engine.lif_spec`) and per-member readout
-weights ``(E, n, n_out)``: the recurrence folds members into its rows, the readout's products
-become batched products; the interface above keeps its shape.
+**Ensembles** (:mod:`spikeloc.core.ensemble`): members' rows stacked in the batch dimension of
+:class:`LIFSequence` / :class:`LIFWithReadout` / :func:`lif_sequence`, with an optional
+per-member table of values (``table``, :func:`spikeloc.engine.cpu_kernels.params_table`; numba
+kernels) and per-member readout weights ``(E, n, n_out)`` in a batched product; :func:`run_lif`
+keeps its shape.
 """
 
 from __future__ import annotations
@@ -144,14 +145,18 @@ def backend_for(device: torch.device | str, dtype: torch.dtype) -> str | None:
     return None
 
 
-def _numba_forward(h: torch.Tensor, spec: LIFSpec, c: torch.Tensor | None = None):
+def _numba_forward(
+    h: torch.Tensor, spec: LIFSpec, c: torch.Tensor | None = None, table: np.ndarray | None = None
+):
     """The compiled CPU kernel (:func:`spikeloc.engine.cpu_kernels.lif_forward`) on time-major ``h``
     (T, batch, n), any strides (read in place). The records are batch-major in memory and
     returned as time-major views: the layout in which the dense input layer produced ``h`` and
     in which the readout's gradient comes back. Returns ``(spikes, saved, r)``: with readout
-    weights ``c`` (T,), ``r = sum_t c_t s_t`` (batch, n), else None."""
+    weights ``c`` (T,), ``r = sum_t c_t s_t`` (batch, n), else None. ``table``: per-member
+    values (:func:`spikeloc.engine.cpu_kernels.params_table`), the batch rows split equally
+    among the members."""
     cn = c.numpy() if c is not None else None
-    S, X, U, R = cpu_kernels.lif_forward(h.detach().transpose(0, 1).numpy(), spec, cn)
+    S, X, U, R = cpu_kernels.lif_forward(h.detach().transpose(0, 1).numpy(), spec, cn, table)
     recs = (X, S) if U is None else (X, S, U)
     saved = tuple(torch.from_numpy(a).transpose(0, 1) for a in recs)
     return saved[1], saved, (torch.from_numpy(R) if R is not None else None)
@@ -163,6 +168,7 @@ def _numba_backward(
     spec: LIFSpec,
     c: torch.Tensor | None = None,
     gr: torch.Tensor | None = None,
+    table: np.ndarray | None = None,
 ) -> torch.Tensor:
     """dL/dh from dL/dspikes ``G`` (time-major, or None) and, with readout weights ``c``, the
     gradient ``gr`` (batch, n) of ``sum_t c_t s_t``."""
@@ -182,18 +188,24 @@ def _numba_backward(
         spec,
         c.numpy() if c is not None else None,
         gr.numpy() if gr is not None else None,
+        table,
     )
     return torch.from_numpy(dh).transpose(0, 1)
 
 
 class LIFSequence(torch.autograd.Function):
     """A LIF layer over all time steps: time-major input currents ``h`` (T, batch, n), any
-    strides -> time-major spikes (T, batch, n); backward is the adjoint kernel."""
+    strides -> time-major spikes (T, batch, n); backward is the adjoint kernel. ``table``
+    (numba only): per-member values of an ensemble whose members' rows are stacked in ``h``'s
+    batch dimension (:func:`spikeloc.engine.cpu_kernels.params_table`)."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, spec: LIFSpec, backend: str):  # type: ignore[override]
+    def forward(ctx, h: torch.Tensor, spec: LIFSpec, backend: str, table=None):  # type: ignore[override]
+        ctx.table = table
         if backend == "numba":
-            spikes, saved, _ = _numba_forward(h, spec)
+            spikes, saved, _ = _numba_forward(h, spec, None, table)
+        elif table is not None:
+            raise ValueError("per-member parameter tables need the numba back end")
         elif backend == "triton":
             S, X, U = _gpu().lif_forward(h, spec)
             spikes, saved = S, ((X, S) if U is None else (X, S, U))
@@ -209,25 +221,28 @@ class LIFSequence(torch.autograd.Function):
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         saved = ctx.saved_tensors
         if ctx.backend == "numba":
-            dh = _numba_backward(grad_spikes, saved, ctx.spec)
+            dh = _numba_backward(grad_spikes, saved, ctx.spec, table=ctx.table)
         else:
             U = saved[2] if len(saved) > 2 else None
             dh = _gpu().lif_backward(grad_spikes, saved[0], saved[1], U, ctx.spec)
-        return dh, None, None
+        return dh, None, None, None
 
 
-def lif_sequence(h_tm: torch.Tensor, spec: LIFSpec, *, backend: str | None = None) -> torch.Tensor:
+def lif_sequence(
+    h_tm: torch.Tensor, spec: LIFSpec, *, backend: str | None = None, table=None
+) -> torch.Tensor:
     """Time-major spikes (T, batch, n) of a LIF layer driven by currents ``h_tm`` (T, batch, n).
 
     ``backend``: ``numba`` or ``triton``; None picks :func:`backend_for` the tensor (an error
     where there is none: see :func:`unsupported`). ``triton`` runs on CPU tensors too, in
-    Triton's interpreter (``TRITON_INTERPRET=1``).
+    Triton's interpreter (``TRITON_INTERPRET=1``). ``table``: per-member values
+    (numba only, see :class:`LIFSequence`).
     """
     if backend is None:
         backend = backend_for(h_tm.device, h_tm.dtype)
         if backend is None:
             raise ValueError(f"no fused LIF kernel for {h_tm.device.type} {h_tm.dtype}")
-    return LIFSequence.apply(h_tm, spec, backend)
+    return LIFSequence.apply(h_tm, spec, backend, table)
 
 
 class LIFWithReadout(torch.autograd.Function):
@@ -236,13 +251,14 @@ class LIFWithReadout(torch.autograd.Function):
     ``c_t dL/dr`` formed inside the adjoint: neither the readout's batched product nor its
     (batch, T, n) gradient is materialised. Returns ``(spikes, r)``; ``spikes`` time-major as
     :class:`LIFSequence`'s. ``r`` is summed in time order (the batched product sums in another
-    order: float rounding only)."""
+    order: float rounding only). ``table``: per-member values, as :class:`LIFSequence`'s."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, c: torch.Tensor, spec: LIFSpec):  # type: ignore[override]
+    def forward(ctx, h: torch.Tensor, c: torch.Tensor, spec: LIFSpec, table=None):  # type: ignore[override]
         ctx.set_materialize_grads(False)
-        rec, saved, r = _numba_forward(h, spec, c)
+        rec, saved, r = _numba_forward(h, spec, c, table)
         ctx.spec = spec
+        ctx.table = table
         ctx.save_for_backward(c, *saved)
         return rec, r
 
@@ -250,11 +266,13 @@ class LIFWithReadout(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_r):  # type: ignore[override]
         if grad_spikes is None and grad_r is None:
-            return None, None, None
+            return None, None, None, None
         c, *saved = ctx.saved_tensors
         gr = grad_r.contiguous() if grad_r is not None else None
-        dh = _numba_backward(grad_spikes, tuple(saved), ctx.spec, c if gr is not None else None, gr)
-        return dh, None, None
+        dh = _numba_backward(
+            grad_spikes, tuple(saved), ctx.spec, c if gr is not None else None, gr, ctx.table
+        )
+        return dh, None, None, None
 
 
 # ======================================================================================

@@ -49,11 +49,13 @@ sigmoid ``y = sigmoid(X)`` (``beta y (1 - y)``; the CPU back end has torch evalu
 the adjoint adds ``c_t dL/dR`` to ``g_t`` (``grad_s``: a gradient for the spikes themselves
 arrives too).
 
-**Ensembles** (not implemented; nothing here precludes them). A leading member dimension
-``(E, batch, T, n)`` folds into the kernels' rows (``E * batch``); the option flags are shared by
-all members (one generated kernel) and the numeric values (alpha, theta, ...) become a
-``(E, len(PARAMS))`` table that a kernel reads per row (``P[row // batch]`` instead of ``P``)
--- a change of the prologue of the emitters below, not of the specification.
+**Ensembles.** A leading member dimension ``(E, batch, T, n)`` folds into the kernels' rows
+(``E * batch``); the option flags are shared by all members (one generated kernel) and the
+numeric values (alpha, theta, ...) are a ``(E, len(PARAMS))`` table that the numba kernels read
+per row (row ``b`` takes member ``b // (rows // E)``'s values; a layer alone passes a table of one
+row) -- a change of the emitter's prologue, not of the specification. The Triton kernels still
+take one row of values (``(len(PARAMS),)``): on CUDA an ensemble runs one kernel call per set
+of values.
 """
 
 from __future__ import annotations
@@ -424,7 +426,9 @@ def _numba_source(sweep: Sweep, flags: dict[str, bool], lanes: int | None) -> st
     out = e.out
     out(0, f"def kernel(part, nparts, {', '.join(names)}, P):")
     out(4, f"B, T, N = {unit_arrays[0]}.shape")
-    out(4, ", ".join(PARAMS) + " = " + ", ".join(f"P[{i}]" for i in range(len(PARAMS))))
+    # P (M, len(PARAMS)): one row of values per member; the B rows are M members' rows one
+    # after the other (B // M each), so row b reads the values of member b // (B // M)
+    out(4, "BM = B // P.shape[0]")
     C = lanes
     lane_vars = set(e.state) | {v for v, _ in e.row_loads}
     for unit, _, body, _ in (e.before, e.step):
@@ -434,6 +438,8 @@ def _numba_source(sweep: Sweep, flags: dict[str, bool], lanes: int | None) -> st
         for s in e.state:
             out(4, f"{s}_ = np.empty(N, P.dtype)")
     out(4, "for b in range(B * part // nparts, B * (part + 1) // nparts):")
+    out(8, "pm = b // BM")
+    out(8, ", ".join(PARAMS) + " = " + ", ".join(f"P[pm, {i}]" for i in range(len(PARAMS))))
     for a, k in e.arrays:
         if k in ("unit", "row"):
             out(8, f"{a}b = {a}[b]")
