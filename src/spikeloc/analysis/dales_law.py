@@ -28,6 +28,7 @@ __all__ = [
     "zero_inhibitory",
     "fraction_figure",
     "condition_figure",
+    "contiguous_figure",
 ]
 
 #: Dales_law.ipynb, saved test curve (mean over 3 repeats, read from the plot; catalogue §2.4):
@@ -135,5 +136,24 @@ def condition_figure(table: Any) -> Figure:
     ax.set_xticks(range(len(names)), [CONDITION_LABELS[n] for n in names], fontsize=7)
     ax.set_ylabel("Test accuracy (%)")
     ax.legend(fontsize=6.5, frameon=False, loc="upper right")
+    _clean(ax)
+    return fig
+
+
+def contiguous_figure(accuracies: dict[str, tuple[float, float]]) -> Figure:
+    """IE-neuron-distribution: test accuracy of contiguous-block Dale networks, intact and with
+    the inhibitory rows zeroed; ``accuracies``: label -> (intact, zeroed)."""
+    fig = Figure(figsize=(4.2, 2.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    labels = list(accuracies)
+    x = np.arange(len(labels))
+    intact = [100 * accuracies[k][0] for k in labels]
+    zeroed = [100 * accuracies[k][1] for k in labels]
+    ax.bar(x - 0.2, intact, width=0.4, color="0.35", label="trained")
+    ax.bar(x + 0.2, zeroed, width=0.4, color="0.8", label="inhibitory rows zeroed")
+    ax.axhline(100 / 12, color="0.4", lw=0.8, ls=":", label="chance")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("Test accuracy (%)")
+    ax.legend(fontsize=6.5, frameon=False)
     _clean(ax)
     return fig
