@@ -154,3 +154,17 @@ def test_diagonality_of_a_band_and_of_noise():
     assert excitatory_only.diagonality(np.fliplr(np.eye(6))) == pytest.approx(-1.0)
     assert abs(excitatory_only.diagonality(np.ones((6, 6)))) < 1e-12
     assert math.isfinite(excitatory_only.diagonality(np.zeros((3, 3))))
+
+
+def test_filter_and_fire_weights_round_trip(tmp_path):
+    from spikeloc.io import save_model
+    from spikeloc.pipeline.results import load_trained_model
+
+    cfg = _cfg(FF)
+    model = build_model(cfg, generator=seeded_generator(4, "model"))
+    save_model(tmp_path / "model.pt", model, cfg.to_dict())
+    loaded, _ = load_trained_model(tmp_path / "model.pt")
+    assert torch.equal(loaded.kernels, model.kernels)  # length from the file, not a new draw
+    assert torch.equal(loaded.W1, model.W1)
+    x = torch.rand(2, 100, 200, generator=torch.Generator().manual_seed(2)) < 0.2
+    assert torch.equal(loaded(x).readout, model(x).readout)

@@ -67,7 +67,7 @@ def ablation_figure(accuracies: np.ndarray, silent: np.ndarray, intact: float) -
     ax.set_xlabel("Hidden unit removed")
     ax.set_ylabel("Accuracy (%)")
     ax.set_xlim(-0.7, len(acc) - 0.3)
-    ax.legend(fontsize=6.5, frameon=False, loc="lower right", ncol=2)
+    ax.legend(fontsize=6.5, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4)
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
     return fig

@@ -85,7 +85,7 @@ def _clean(ax) -> None:
 def fraction_figure(table: Any, *, key: str = "model.dale.inhibitory_fraction") -> Figure:
     """(a) training and (b) test accuracy against the inhibitory fraction: every run (grey), the
     mean and sd over seeds (black), and the published curve (red, dashed)."""
-    fig = Figure(figsize=(7, 2.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(8.5, 2.8), dpi=100, layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     x = table[key].to_numpy(float)
     for ax, metric, published, letter in (
@@ -108,7 +108,7 @@ def fraction_figure(table: Any, *, key: str = "model.dale.inhibitory_fraction") 
         ax.text(-0.12, 1.04, letter, transform=ax.transAxes, fontweight="bold")
         _clean(ax)
     axes[0].set_ylabel("Accuracy (%)")
-    axes[1].legend(fontsize=6.5, frameon=False, loc="lower center")
+    axes[1].legend(fontsize=6.5, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -121,7 +121,7 @@ def condition_figure(table: Any) -> Figure:
     ]
     acc = table["accuracy"].to_numpy(float)
     names = list(CONDITION_LABELS)
-    fig = Figure(figsize=(4.2, 2.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(5.4, 2.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     for i, name in enumerate(names):
         y = np.array([a for a, c in zip(acc, cond) if c == name])
@@ -135,7 +135,7 @@ def condition_figure(table: Any) -> Figure:
     ax.axhline(100 / 12, color="0.4", lw=0.8, ls=":", label="chance")
     ax.set_xticks(range(len(names)), [CONDITION_LABELS[n] for n in names], fontsize=7)
     ax.set_ylabel("Test accuracy (%)")
-    ax.legend(fontsize=6.5, frameon=False, loc="upper right")
+    ax.legend(fontsize=6.5, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _clean(ax)
     return fig
 

@@ -163,6 +163,19 @@ class SNN(nn.Module):
         else:
             self.kernels = None
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the filter-and-fire kernels' length depends on their random draw: take the stored one
+        key = prefix + "kernels"
+        if self.kernels is not None and key in state_dict:
+            k = state_dict[key]
+            if k.ndim != 2 or k.shape[0] != self.kernels.shape[0]:
+                raise ValueError(
+                    f"kernels: stored shape {tuple(k.shape)} does not fit "
+                    f"{self.kernels.shape[0]} dendritic segments"
+                )
+            self.kernels = torch.empty_like(k, device=self.kernels.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------------ parameters
     @property
     def hidden_params(self) -> LIFParameters:
