@@ -115,11 +115,12 @@ def _check_module(m: Manifest, root: Path, check_files: bool) -> list[str]:
     problems: list[str] = []
     declared = {v["name"] for v in data["variables"]}
     for i, claim in enumerate(data["claims"]):
-        var = claim["variable"]
-        if "." not in var and var not in declared:
-            problems.append(
-                f"{where}: claims[{i}].variable: {var!r} is not in this module's variables"
-            )
+        for field_name in ("variable", "a", "b"):
+            var = claim.get(field_name)
+            if var is not None and "." not in var and var not in declared:
+                problems.append(
+                    f"{where}: claims[{i}].{field_name}: {var!r} is not in this module's variables"
+                )
     for scale in sw.SCALES:
         try:
             m.runs[scale], m.sweeps[scale] = sw.expand_module(m.name, data, scale, where=where)
