@@ -24,7 +24,7 @@ def model_label(enabled: bool, segments: int) -> str:
 def results_figure(table: Any, kernels: dict[str, np.ndarray], dt_ms: float = 1.0) -> Figure:
     """(a) the PSP kernels of one network per segment count; (b) training and test accuracy per
     model: mean (bars), seeds (points) and the published single runs (red crosses)."""
-    fig = Figure(figsize=(7.5, 2.8), dpi=100, layout="constrained")
+    fig = Figure(figsize=(8.5, 2.8), dpi=100, layout="constrained")
     ax_k, ax = fig.subplots(1, 2, width_ratios=[1, 1.4])
     styles = ["-", "--", ":", "-."]
     for i, (label, ks) in enumerate(kernels.items()):
@@ -53,7 +53,7 @@ def results_figure(table: Any, kernels: dict[str, np.ndarray], dt_ms: float = 1.
     ax.axhline(100 / 12, color="0.4", ls=":", lw=0.8, label="chance")
     ax.set_xticks(range(len(names)), names, fontsize=8)
     ax.set_ylabel("Accuracy (%)")
-    ax.legend(fontsize=6.5, frameon=False, loc="upper right")
+    ax.legend(fontsize=6.5, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for a, letter in ((ax_k, "a"), (ax, "b")):
         a.text(-0.14, 1.04, letter, transform=a.transAxes, fontweight="bold")
         a.spines["top"].set_visible(False)
