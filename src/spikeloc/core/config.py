@@ -34,6 +34,7 @@ from spikeloc.errors import ConfigError
 
 __all__ = [
     "DaleConfig",
+    "DendriteConfig",
     "ModelConfig",
     "RegulariserConfig",
     "TrainingConfig",
@@ -58,6 +59,28 @@ class DaleConfig:
     # per population: "dale" applies the mask, "excitatory" forces all signs to +1 (W1+ / W2+)
     input_signs: Literal["dale", "excitatory"] = "dale"
     hidden_signs: Literal["dale", "excitatory"] = "dale"
+
+
+@dataclass(frozen=True)
+class DendriteConfig:
+    """Filter-and-fire hidden neurons (Alt-Filter-and-Fire_Neuron_Model_SNN.ipynb).
+
+    Each hidden neuron has ``segments`` dendritic segments, each with its own input weights
+    (W1 is n_inputs x n_hidden*segments, column ``n*segments + m`` = neuron n, segment m).
+    Segment m's input current is causally filtered by a double-exponential kernel
+    ``exp(-t/tau_decay) - exp(-t/tau_rise)`` (t in steps, peak normalised to 1), one random
+    kernel per segment index shared by all neurons: ``tau_rise ~ U[tau_rise_min_steps, tau_rise_max_steps]``,
+    ``tau_decay ~ U[tau_decay_min_steps, tau_decay_max_steps]``, and ``tau_decay = 1.5 * tau_rise`` where
+    ``tau_rise >= tau_decay / 1.5``; kernel length ``4 * max(tau_decay) + 1`` steps. The
+    filtered currents of a neuron's segments are summed and drive its LIF.
+    """
+
+    enabled: bool = False
+    segments: int = 1
+    tau_rise_min_steps: float = 1.0
+    tau_rise_max_steps: float = 16.0
+    tau_decay_min_steps: float = 8.0
+    tau_decay_max_steps: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,7 @@ class ModelConfig:
     init: Literal["published", "starting_notebook", "fan_in"] = "published"
     dropout: float = 0.0
     dale: DaleConfig = field(default_factory=DaleConfig)
+    dendrites: DendriteConfig = field(default_factory=DendriteConfig)
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,9 @@ class TrainingConfig:
     # fresh: a new training set every epoch
     data: Literal["fixed", "fresh"] = "fixed"
     early_stopping: bool = False
+    # clean_test: the test set without the stimulus's phase-delay noise (Noise_robustness.ipynb:
+    # training and validation sets noisy, test sigma = 0)
+    clean_test: bool = False
     patience: int = 10
     min_epochs: int = 10
     regulariser: RegulariserConfig = field(default_factory=RegulariserConfig)
@@ -220,6 +247,11 @@ _POSITIVE = {
     "rate_high_hz",
     "checkpoint_every",
     "threads",
+    "segments",
+    "tau_rise_min_steps",
+    "tau_rise_max_steps",
+    "tau_decay_min_steps",
+    "tau_decay_max_steps",
 }
 _NON_NEGATIVE = {
     "envelope_power",
@@ -365,6 +397,15 @@ def _cross_checks(cfg: RunConfig, source: str) -> None:
             source,
             "model.architecture",
             "membrane_only has no hidden layer: spike_count readout and Dale's law need one",
+        )
+    d = m.dendrites
+    if d.enabled and m.architecture == "membrane_only":
+        raise ConfigError(source, "model.dendrites.enabled", "membrane_only has no hidden layer")
+    if d.tau_rise_max_steps < d.tau_rise_min_steps:
+        raise ConfigError(source, "model.dendrites.tau_rise_max_steps", "must be >= tau_rise_min_steps")
+    if d.tau_decay_max_steps < d.tau_decay_min_steps:
+        raise ConfigError(
+            source, "model.dendrites.tau_decay_max_steps", "must be >= tau_decay_min_steps"
         )
     if st.n_steps < 2:
         raise ConfigError(source, "stimulus.duration_s", "must span at least 2 time steps of dt_s")

@@ -26,8 +26,8 @@ ensemble and pays that fixed cost once per step:
   a neuron group's classification members; one backward pass and one optimiser step update
   all.
 * **What cannot be an ensemble** (:func:`ensemble_key` is None) trains alone: the membrane-only
-  architecture, the max-membrane and spike-count readouts, the reference backend, and neurons
-  the fused engine does not cover. Members must agree on every shape and on the schedule (input
+  architecture, filter-and-fire neurons, the max-membrane and spike-count readouts, the
+  reference backend, and neurons the fused engine does not cover. Members must agree on every shape and on the schedule (input
   and hidden sizes, classes, readout, time steps, batch size, training-set size, epochs,
   optimiser type, early-stopping rule and validation size).
 
@@ -96,6 +96,8 @@ def ensemble_key(cfg: RunConfig) -> tuple | None:
         return None
     if tr.record_hidden_spikes:
         return None  # the recording hook lives in the single-run loop
+    if m.dendrites.enabled:  # filter-and-fire: segment currents filtered before the LIF
+        return None
     probe = build_model(cfg)
     if probe.fused_unsupported(torch.empty(0, device=resolve_device(cfg.device))) is not None:
         return None
@@ -132,6 +134,7 @@ def _data_key(cfg: RunConfig) -> str:
         "sizes": (tr.n_train, tr.n_val, tr.n_test, tr.batch_size),
         "legacy": tr.legacy_numpy_seed,
         "data": tr.data,
+        "clean_test": tr.clean_test,
     }
     return json.dumps(blob, sort_keys=True, default=str)
 

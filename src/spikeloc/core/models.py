@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from spikeloc import engine
-from spikeloc.core.config import DaleConfig, ModelConfig, RunConfig
+from spikeloc.core.config import DaleConfig, DendriteConfig, ModelConfig, RunConfig
 from spikeloc.core.neurons import (
     LIFParameters,
     LIParameters,
@@ -32,7 +32,15 @@ from spikeloc.core.neurons import (
 )
 from spikeloc.engine.outputs import SNNOutput, as_float_spikes
 
-__all__ = ["SNNOutput", "SNN", "build_model", "dale_signs", "init_bounds"]
+__all__ = [
+    "SNNOutput",
+    "SNN",
+    "build_model",
+    "dale_signs",
+    "dendrite_kernels",
+    "filter_segments",
+    "init_bounds",
+]
 
 
 def init_bounds(cfg: ModelConfig) -> tuple[float, float]:
@@ -66,6 +74,53 @@ def dale_signs(
     return signs
 
 
+def dendrite_kernels(
+    cfg: DendriteConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Filter-and-fire PSP kernels, one per segment index, (segments, length), peak 1.
+
+    Per segment ``tau_rise ~ U[tau_rise_min, tau_rise_max]`` and ``tau_decay ~ U[tau_decay_min,
+    tau_decay_max]`` (steps); where ``tau_rise >= tau_decay / 1.5``, ``tau_decay = 1.5 *
+    tau_rise``; the kernel ``exp(-t/tau_decay) - exp(-t/tau_rise)`` for ``t = 0 .. 4 *
+    max(tau_decay)`` steps, divided by its peak (Alt-Filter-and-Fire_Neuron_Model_SNN.ipynb).
+    """
+    m = cfg.segments
+    u = torch.rand(2, m, generator=generator, dtype=torch.float64)
+    tau_r = cfg.tau_rise_min_steps + u[0] * (cfg.tau_rise_max_steps - cfg.tau_rise_min_steps)
+    tau_d = cfg.tau_decay_min_steps + u[1] * (cfg.tau_decay_max_steps - cfg.tau_decay_min_steps)
+    tau_d = torch.where(tau_r >= tau_d / 1.5, 1.5 * tau_r, tau_d)
+    length = int(4 * float(tau_d.max())) + 1
+    t = torch.arange(length, dtype=torch.float64)[None, :]
+    k = torch.exp(-t / tau_d[:, None]) - torch.exp(-t / tau_r[:, None])
+    return (k / k.max(dim=1, keepdim=True).values).float()
+
+
+def _toeplitz(kernels: torch.Tensor, T: int) -> torch.Tensor:
+    """(segments, T, T) lower-triangular matrices ``K[m, t, s] = kernel_m[t - s]``."""
+    m, length = kernels.shape
+    lag = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # t - s
+    valid = (lag >= 0) & (lag < length)
+    k = kernels[:, lag.clamp(0, length - 1)]
+    return k * valid.to(kernels.dtype)
+
+
+def filter_segments(h: torch.Tensor, kernels: torch.Tensor, *, time_major: bool = False):
+    """Causally filter each segment's current by its kernel and sum a neuron's segments.
+
+    ``h``: (batch, T, n*M) -- or (T, batch, n*M) with ``time_major`` -- with column ``n*M + m``
+    neuron n's segment m; returns (batch, T, n) (or (T, batch, n)): ``out[t, n] = sum_m sum_k
+    kernel_m[k] * h[t - k, n*M + m]``. Differentiable in ``h``.
+    """
+    M = kernels.shape[0]
+    T = h.shape[0] if time_major else h.shape[1]
+    K = _toeplitz(kernels.to(h.dtype), T).to(h.device)
+    if time_major:
+        h4 = h.reshape(T, h.shape[1], -1, M)
+        return torch.einsum("mts,sbnm->tbn", K, h4)
+    h4 = h.reshape(h.shape[0], T, -1, M)
+    return torch.einsum("mts,bsnm->btn", K, h4)
+
+
 class SNN(nn.Module):
     """Input -> hidden LIF -> leaky-integrator (or LIF) output, no biases."""
 
@@ -91,7 +146,9 @@ class SNN(nn.Module):
             self.W2 = None
             self.sign1 = self.sign2 = None
             return
-        w1 = (torch.rand(cfg.n_inputs, cfg.n_hidden, generator=generator) * 2 - 1) * b1
+        # filter-and-fire: one W1 column per dendritic segment (n_hidden * segments columns)
+        n_seg = cfg.dendrites.segments if cfg.dendrites.enabled else 1
+        w1 = (torch.rand(cfg.n_inputs, cfg.n_hidden * n_seg, generator=generator) * 2 - 1) * b1
         w2 = (torch.rand(cfg.n_hidden, self.n_out, generator=generator) * 2 - 1) * b2
         self.W1 = nn.Parameter(w1)
         self.W2 = nn.Parameter(w2)
@@ -101,6 +158,23 @@ class SNN(nn.Module):
         else:
             self.sign1 = None
             self.sign2 = None
+        if cfg.dendrites.enabled:
+            self.register_buffer("kernels", dendrite_kernels(cfg.dendrites, generator))
+        else:
+            self.kernels = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the filter-and-fire kernels' length depends on their random draw: take the stored one
+        key = prefix + "kernels"
+        if self.kernels is not None and key in state_dict:
+            k = state_dict[key]
+            if k.ndim != 2 or k.shape[0] != self.kernels.shape[0]:
+                raise ValueError(
+                    f"kernels: stored shape {tuple(k.shape)} does not fit "
+                    f"{self.kernels.shape[0]} dendritic segments"
+                )
+            self.kernels = torch.empty_like(k, device=self.kernels.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -172,7 +246,7 @@ class SNN(nn.Module):
     def _fused_forward(self, x, w1, w2, *, dropout_generator=None) -> SNNOutput:
         cfg = self.cfg
         batch, T, _ = x.shape
-        mask = self.dropout_mask((batch, T, w1.shape[1]), w1, dropout_generator)
+        mask = self.dropout_mask((batch, T, cfg.n_hidden), w1, dropout_generator)
         out_spec = None
         if cfg.readout == "spike_count":
             out_spec = engine.LIFSpec.from_params(self.output_params)
@@ -184,7 +258,12 @@ class SNN(nn.Module):
             spec=out_spec,
         )
         hidden = engine.LIFSpec.from_params(self.hidden_params)
-        return engine.run_lif(engine.SpikeInput(x, w1), hidden, readout=readout, dropout_mask=mask)
+        currents: torch.Tensor | engine.SpikeInput = engine.SpikeInput(x, w1)
+        if self.kernels is not None:
+            # dendritic segments: the engine's input layer, then the filter, into the LIF
+            seg = currents.currents()  # (T, batch, n_hidden * segments)
+            currents = filter_segments(seg, self.kernels, time_major=True).transpose(0, 1)
+        return engine.run_lif(currents, hidden, readout=readout, dropout_mask=mask)
 
     def dropout_mask(
         self, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None
@@ -210,7 +289,9 @@ class SNN(nn.Module):
     def _reference_forward(self, x, w1, w2, *, dropout_generator=None) -> SNNOutput:
         p = self.hidden_params
         batch, T, _ = x.shape
-        h = x @ w1  # (batch, T, n_hidden)
+        h = x @ w1  # (batch, T, n_hidden) -- or n_hidden * segments columns
+        if self.kernels is not None:
+            h = filter_segments(h, self.kernels)
         spikes = self._lif_loop(h, p)
         mask = self.dropout_mask(spikes.shape, spikes, dropout_generator)
         s_out = spikes * mask if mask is not None else spikes

@@ -22,6 +22,7 @@ a kill between the two renames of a rerun is put back or removed by the next run
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import math
@@ -146,15 +147,19 @@ def make_test_set(
 
     The same set :func:`make_datasets` evaluates on, so an analysis can recompute a run's
     test numbers exactly. With ``training.legacy_numpy_seed`` it is the notebook's numpy
-    stream, reseeded (the published quirk: its IPDs equal the first training IPDs).
+    stream, reseeded (the published quirk: its IPDs equal the first training IPDs). With
+    ``training.clean_test`` it has no phase-delay noise (Noise_robustness.ipynb).
     """
     device = torch.device(device)
     n = n or cfg.training.n_test
     kw = {"device": device, "dtype": _storage_dtype(device)}
+    stim = cfg.stimulus
+    if cfg.training.clean_test:
+        stim = dataclasses.replace(stim, phase_delay_noise_rad=0.0)
     seed = cfg.training.legacy_numpy_seed
     if seed is not None:
-        return make_dataset(n, cfg.stimulus, legacy_numpy_seed=seed, **kw)
-    return make_dataset(n, cfg.stimulus, generator=seeded_generator(cfg.seed, "test"), **kw)
+        return make_dataset(n, stim, legacy_numpy_seed=seed, **kw)
+    return make_dataset(n, stim, generator=seeded_generator(cfg.seed, "test"), **kw)
 
 
 def make_datasets(cfg: RunConfig, device: torch.device) -> dict[str, SpikeDataset | None]:
