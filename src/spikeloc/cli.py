@@ -93,6 +93,16 @@ then: snakemake -n figures   (lists rule analyse_tau_study); workflow/README.md 
 examples:
   spikeloc contributors check contributors workflow/analyses
 see contributors/README.md for the file format""",
+    "leaderboard": """\
+examples:
+  spikeloc leaderboard --scale quick          # every registered localiser on one protocol
+  spikeloc leaderboard --entry jeffress --json
+entries are declared in module manifests (`leaderboard:`); workflow/README.md says how""",
+    "bundle": """\
+examples (train on the cluster, write the paper anywhere):
+  spikeloc bundle export --out results-quick.tar.gz --configfile config/quick.yaml
+  spikeloc bundle import results-quick.tar.gz --configfile config/quick.yaml
+  snakemake -n figures paper --configfile config/quick.yaml   # no training job left""",
     "config-keys": """\
 examples:
   spikeloc config-keys                  # defaults

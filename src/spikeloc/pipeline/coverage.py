@@ -49,6 +49,28 @@ def load_published(path: str | Path = PUBLISHED) -> dict[str, Any]:
     return dict(data)
 
 
+def _claimed(
+    manifests: list[tuple[str, Any]],
+    published: Mapping[str, Any],
+    block: str,
+    field: str,
+    id_key: str,
+    problems: list[str],
+) -> dict[int, list[dict[str, str]]]:
+    """Published number -> the manifests' items (module, id) whose ``field`` names it."""
+    numbers = {item["number"] for item in published[block]}
+    made: dict[int, list[dict[str, str]]] = {}
+    for name, manifest in manifests:
+        for i, item in enumerate(manifest.get(block) or []):
+            n = item.get(field)
+            if n is None:
+                continue
+            if n not in numbers:
+                problems.append(f"{manifest.source}: {block}[{i}].{field}: no {block[:-1]} {n}")
+            made.setdefault(n, []).append({"module": name, "id": item[id_key]})
+    return made
+
+
 def coverage(
     analyses_dir: str | Path = ANALYSES_DIR,
     published: str | Path = PUBLISHED,
@@ -60,26 +82,10 @@ def coverage(
     """
     root = Path(root)
     pub = load_published(root / published)
-    fig_numbers = {f["number"] for f in pub["figures"]}
-    claim_numbers = {c["number"] for c in pub["claims"]}
-    made_figures: dict[int, list[dict[str, str]]] = {}
-    made_claims: dict[int, list[dict[str, str]]] = {}
-    problems = []
-    for name, manifest in sorted(load_manifests(root / analyses_dir, root=root).items()):
-        for i, f in enumerate(manifest.get("figures") or []):
-            n = f.get("published_figure")
-            if n is None:
-                continue
-            if n not in fig_numbers:
-                problems.append(f"{manifest.source}: figures[{i}].published_figure: no figure {n}")
-            made_figures.setdefault(n, []).append({"module": name, "id": f["id"]})
-        for i, c in enumerate(manifest.get("claims") or []):
-            n = c.get("published_claim")
-            if n is None:
-                continue
-            if n not in claim_numbers:
-                problems.append(f"{manifest.source}: claims[{i}].published_claim: no claim {n}")
-            made_claims.setdefault(n, []).append({"module": name, "id": c["name"]})
+    manifests = sorted(load_manifests(root / analyses_dir, root=root).items())
+    problems: list[str] = []
+    made_figures = _claimed(manifests, pub, "figures", "published_figure", "id", problems)
+    made_claims = _claimed(manifests, pub, "claims", "published_claim", "name", problems)
     if problems:
         raise ProblemsError(problems)
     figures = [
