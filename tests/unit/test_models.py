@@ -102,3 +102,17 @@ def test_hidden_spike_train_lengths(order):
     m, _ = model_for(update_order=order)
     out = m(inputs(T=100))
     assert out.hidden_spikes.shape[1] == 100 and out.output_v.shape[1] == 100
+
+
+def test_a_membrane_only_model_loads_its_own_state_dict():
+    # regression: the filter-and-fire kernel hook read an attribute the membrane-only
+    # architecture did not set, so loading its model.pt failed in the tutorial notebook
+    from spikeloc.core.config import config_from_dict
+    from spikeloc.core.models import build_model
+
+    cfg = config_from_dict({"preset": "tutorial", "model": {"architecture": "membrane_only"}})
+    a, b = build_model(cfg), build_model(cfg)
+    with torch.no_grad():
+        a.W1.add_(1.0)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.W1, b.W1)

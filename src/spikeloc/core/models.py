@@ -145,6 +145,7 @@ class SNN(nn.Module):
             self.W1 = nn.Parameter(w1)
             self.W2 = None
             self.sign1 = self.sign2 = None
+            self.kernels = None
             return
         # filter-and-fire: one W1 column per dendritic segment (n_hidden * segments columns)
         n_seg = cfg.dendrites.segments if cfg.dendrites.enabled else 1
