@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -181,19 +182,33 @@ def test_export_refuses_results_of_another_config(tmp_path):
 
 
 @pytest.mark.slow
+def _job_counts(dry_run: str) -> dict[str, int]:
+    """The dry run's "Job stats" table: rule -> number of jobs."""
+    table = dry_run.split("Job stats:", 1)[1] if "Job stats:" in dry_run else ""
+    rows = re.findall(r"^([a-z][a-z0-9_]*)\s+(\d+)\s*$", table.split("\n\n", 1)[0], re.M)
+    return {rule: int(n) for rule, n in rows if rule != "total"}
+
+
 def test_export_trained_results_then_no_training_job_after_import(tmp_path):
     src = copy_repo(tmp_path / "src")
     train = ["figures", "--configfile", "config/quick.yaml", "--cores", "2"]
-    r = snakemake([*train, "--until", "train_chunk", "sweep_table"], src, timeout=1800)
+    # every training job and sweep table, nothing after them: the notebooks (and what follows
+    # them) are omitted. (`--until train_chunk sweep_table` stops with Snakemake's "out of jobs
+    # ready" bug, snakemake#823, once several modules have sweeps.)
+    notebooks = sorted(f"analyse_{p.stem}" for p in (src / "workflow/analyses").glob("*.yaml"))
+    r = snakemake([*train, "--omit-from", *notebooks], src, timeout=1800)
     assert r.returncode == 0, r.stdout[-4000:]
     bundle = tmp_path / "quick.tar.gz"
     export_bundle(bundle, configfiles=QUICK, root=src)
     dest = copy_repo(tmp_path / "dest")
     before = snakemake(["-n", "figures", "paper", "--configfile", "config/quick.yaml"], dest)
-    assert "train_chunk" in before.stdout
+    assert "train_chunk" in _job_counts(before.stdout)
     res = cli(dest, "import", str(bundle), "--configfile", "config/quick.yaml")
     assert res.returncode == 0, res.stderr
     after = snakemake(["-n", "figures", "paper", "--configfile", "config/quick.yaml"], dest)
     assert after.returncode == 0, after.stdout[-4000:]
-    assert "train_chunk" not in after.stdout and "chunk_spec" not in after.stdout
-    assert "analyse_" in after.stdout  # the notebooks, figures and paper still run there
+    # no training job in the job table (Snakemake may still name the rules in its
+    # "rules with missing metadata" line: imported files carry no Snakemake metadata)
+    jobs = _job_counts(after.stdout)
+    assert "train_chunk" not in jobs and "chunk_spec" not in jobs, jobs
+    assert any(j.startswith("analyse_") for j in jobs)  # notebooks, figures, paper still run
