@@ -56,8 +56,8 @@ rule train_chunk:
         ensemble="" if CFG["train"]["ensemble"] else "--no-ensemble",
     conda:
         CONDA_ENV
-    message:
-        "training {wildcards.module}/{wildcards.group} chunk {wildcards.index} (progress: {log})"
+    # no `message:` here: a message would replace the job's block in the console, and a dry run
+    # of this rule should show its resources (threads, memory, runtime, gpu) for cluster users
     log:
         f"{LOGS}/train/{{module}}/{{group}}.{{index}}.log",
     threads: chunk_resource("threads")
