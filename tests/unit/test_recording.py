@@ -8,8 +8,8 @@ import torch
 
 from spikeloc.core import ensemble
 from spikeloc.core.config import config_from_dict, config_hash
-from spikeloc.core.recording import SpikeRecorder, load_recording
 from spikeloc.core.models import build_model
+from spikeloc.core.recording import SpikeRecorder, load_recording
 from spikeloc.core.training import make_datasets, seeded_generator, train, train_run
 
 

@@ -54,7 +54,7 @@ def test_last_restart_is_what_the_library_returns_and_best_is_the_lowest_loss():
     lib = fit_shifted_cp(X, 2, n_restarts=3, boundary="wrap", max_shift_axis0=0.15,
                          max_iter=20, u_nonneg=True, v_nonneg=True)
     assert ours.chosen == 2
-    for a, b in zip(ours.factors, lib.factors):
+    for a, b in zip(ours.factors, lib.factors, strict=True):
         np.testing.assert_array_equal(a, b)
     again = tca.fit_shifted(X, 2, n_restarts=3, max_iter=20, seed=5)
     assert again.losses == ours.losses  # seeded: reproducible

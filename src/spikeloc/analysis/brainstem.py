@@ -370,10 +370,10 @@ def build_and_run(cfg: BrainstemConfig) -> dict[str, Any]:
             for j in range(2):
                 sel = (idx >= j * n_pos) & (idx < (j + 1) * n_pos)
                 counts[side][f"mso{j}"] = {
-                    int(i - j * n_pos + offset): int(n) for i, n in zip(idx[sel], cnt[sel])
+                    int(i - j * n_pos + offset): int(n) for i, n in zip(idx[sel], cnt[sel], strict=False)
                 }
         else:
-            counts[side][name] = {int(i + offset): int(n) for i, n in zip(idx, cnt)}
+            counts[side][name] = {int(i + offset): int(n) for i, n in zip(idx, cnt, strict=False)}
     n_nodes = int(nest.GetKernelStatus("network_size"))
     return {
         "config": asdict(cfg),
@@ -459,7 +459,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     cfgs = spec.configs()
     paths = [out / f"{run_name(c)}.json" for c in cfgs]
-    results: list[dict[str, Any] | None] = [_load_done(p, c) for p, c in zip(paths, cfgs)]
+    results: list[dict[str, Any] | None] = [_load_done(p, c) for p, c in zip(paths, cfgs, strict=False)]
     todo = [i for i, r in enumerate(results) if r is None]
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
@@ -650,7 +650,7 @@ def blocked_figure(table, side: str = "left"):
 
     fig = Figure(figsize=(8, 6))
     axes = fig.subplots(2, 2, sharex=True).ravel()
-    for ax, t in zip(axes, sorted(table["mso_type"].unique())):
+    for ax, t in zip(axes, sorted(table["mso_type"].unique()), strict=False):
         sub = table[table["mso_type"] == t]
         _curve(ax, curves(sub, f"{side}_mso1"), "control (-30 nS)", "tab:blue")
         _curve(ax, curves(sub, f"{side}_mso0"), "inhibition blocked (0 nS)", "tab:red")

@@ -117,14 +117,14 @@ def condition_figure(table: Any) -> Figure:
     published repeats (red crosses)."""
     cond = [
         condition_of(a, b)
-        for a, b in zip(table["model.dale.input_signs"], table["model.dale.hidden_signs"])
+        for a, b in zip(table["model.dale.input_signs"], table["model.dale.hidden_signs"], strict=False)
     ]
     acc = table["accuracy"].to_numpy(float)
     names = list(CONDITION_LABELS)
     fig = Figure(figsize=(5.4, 2.8), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     for i, name in enumerate(names):
-        y = np.array([a for a, c in zip(acc, cond) if c == name])
+        y = np.array([a for a, c in zip(acc, cond, strict=False) if c == name])
         if len(y):
             ax.bar(i, 100 * y.mean(), color="0.8", width=0.6)
             ax.plot(np.full(len(y), i) + np.linspace(-0.12, 0.12, len(y)), 100 * y, "o",

@@ -229,7 +229,7 @@ def fig_receptive_fields(res: DCLSResult, neurons=(0, 1, 2, 3, 4)):
     d = res.model.w1.delays().numpy()
     fig, axes = plt.subplots(1, len(neurons), figsize=(2.4 * len(neurons), 3.2), sharey=True)
     amax = np.abs(w).max()
-    for ax, i in zip(np.atleast_1d(axes), neurons):
+    for ax, i in zip(np.atleast_1d(axes), neurons, strict=False):
         col = np.where(w[i] > 0, "C3", "C0")
         rgba = np.array([matplotlib_rgba(c) for c in col])
         rgba[:, 3] = np.abs(w[i]) / amax

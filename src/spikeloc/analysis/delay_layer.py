@@ -163,7 +163,7 @@ def fig_layer_structure(x: np.ndarray | None = None, d: float = 2.0):
     src = tr.source[0].numpy()
     axes[3].bar(t - 0.2, tr.w_left[0].numpy(), 0.4, label="weight of x[floor(t+d)]")
     axes[3].bar(t + 0.2, tr.w_right[0].numpy(), 0.4, label="weight of x[floor(t+d)+1]")
-    for ti, si in zip(t, src):
+    for ti, si in zip(t, src, strict=False):
         axes[3].annotate(f"{si:g}", (ti, 1.05), ha="center", fontsize=6)
     axes[3].set_ylim(0, 1.4)
     axes[3].legend(fontsize=7, loc="upper left")
@@ -241,7 +241,7 @@ def fig_loss_and_errors(res: DDLResult, abs_err: np.ndarray):
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.3))
     a.plot(res.losses)
-    a.set_xlabel("epoch (one batch of %d)" % res.settings.batch_size)
+    a.set_xlabel(f"epoch (one batch of {res.settings.batch_size})")
     a.set_ylabel("NLL loss")
     a.set_title("a  training loss", loc="left")
     step = res.settings.ang_step_deg

@@ -35,14 +35,14 @@ def results_figure(table: Any, kernels: dict[str, np.ndarray], dt_ms: float = 1.
     ax_k.set_ylabel("Kernel (peak 1)")
     ax_k.legend(fontsize=6, frameon=False)
     labels = [model_label(e, s) for e, s in
-              zip(table["model.dendrites.enabled"], table["model.dendrites.segments"])]
+              zip(table["model.dendrites.enabled"], table["model.dendrites.segments"], strict=False)]
     names = sorted(set(labels), key=lambda n: (n != "LIF", n))
     width = 0.38
     for j, (metric, colour, name) in enumerate(
         (("train_accuracy", "0.55", "training"), ("accuracy", "0.85", "test"))
     ):
         for i, n in enumerate(names):
-            y = np.array([float(v) for v, lab in zip(table[metric], labels) if lab == n])
+            y = np.array([float(v) for v, lab in zip(table[metric], labels, strict=False) if lab == n])
             x = i + (j - 0.5) * width
             ax.bar(x, 100 * y.mean(), width=width, color=colour, edgecolor="k",
                    label=name if i == 0 else None)

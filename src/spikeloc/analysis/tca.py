@@ -258,7 +258,7 @@ def plot_rank_diagnostics(ensembles: dict):
     import tensortools as tt
 
     fig, axes = plt.subplots(len(ensembles), 2, figsize=(9, 3.0 * len(ensembles)), squeeze=False)
-    for row, (name, ens) in zip(axes, ensembles.items()):
+    for row, (name, ens) in zip(axes, ensembles.items(), strict=False):
         tt.plot_objective(ens, ax=row[0])
         tt.plot_similarity(ens, ax=row[1])
         row[0].set_title(f"{name}: reconstruction error", loc="left")
@@ -278,7 +278,7 @@ def plot_clusters(results: dict, t: float = 5.0):
 
     fig, axes = plt.subplots(len(results), 2, figsize=(11, 3.4 * len(results)), squeeze=False,
                              gridspec_kw={"width_ratios": [1.6, 1]})
-    for row, (name, (Z, labels, summary)) in zip(axes, results.items()):
+    for row, (name, (Z, _labels, summary)) in zip(axes, results.items(), strict=False):
         dendrogram(Z, ax=row[0], color_threshold=t, no_labels=True)
         row[0].axhline(t, color="r", ls="--", lw=0.8)
         row[0].set_title(f"{name}: Ward linkage of sorted z-scored neuron factors", loc="left")
