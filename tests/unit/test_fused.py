@@ -401,7 +401,7 @@ def test_generated_source_is_the_specification():
     src, arrays = lif_spec.kernel_source("forward", spec.flags(), "numba")
     print(src)
     assert arrays == ["H", "S", "X", "U"]
-    body = src.split("P[7]", 1)[1]
+    body = src.split("P[pm, 7]", 1)[1]  # after the per-member parameter unpacking
     assert "v = u * (one - s)" in body and "theta * s" not in body and "beta_a" not in body
     assert "if " not in body.replace("(one if x > nil else nil)", "")  # no flag tests left
     lanes, _ = lif_spec.kernel_source("forward", spec.flags(), "numba", lanes=8)
