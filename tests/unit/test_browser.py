@@ -29,6 +29,7 @@ def test_a_good_page_reports_images_links_and_figures(tmp_path):
     assert r["title"] == "T" and r["images"] == 1 and r["broken_images"] == []
     assert r["internal_links"] == 2 and r["dangling_links"] == []
     assert r["figure_ids"] == ["fig_a"] and r["figures_without_image"] == []
+    assert r["figures_unreferenced"] == []
     assert r["missing_markers"] == 0
 
 
@@ -43,6 +44,7 @@ def test_a_bad_page_reports_what_is_wrong(tmp_path):
     r = browser.inspect_page(page)
     assert r["broken_images"] == ["broken"] and r["dangling_links"] == ["#nowhere"]
     assert r["figures_without_image"] == ["f"] and r["missing_markers"] == 2
+    assert r["figures_unreferenced"] == ["f"]
     assert browser.main([str(page)]) == 1
 
 

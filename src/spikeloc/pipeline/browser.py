@@ -5,8 +5,8 @@ what a reader would see -- every image displayed, every link resolving, no missi
 
 A copy of the page gets a small script that runs after the browser has loaded and decoded
 everything (``load``): it counts the images and which did not decode (``naturalWidth`` 0),
-the in-page links whose target id does not exist, the figures without an image, and the
-occurrences of the draft marker for missing numbers; Chromium's ``--dump-dom`` prints the page
+the in-page links whose target id does not exist, the figures without an image, those no
+link of the text points to, and the occurrences of the draft marker for missing numbers; Chromium's ``--dump-dom`` prints the page
 with that report in it. Nothing is fetched from the network (the edition is one file; the
 browser runs with networking disabled).
 """
@@ -45,6 +45,13 @@ window.addEventListener("load", function () {
   var figures = Array.prototype.slice.call(document.querySelectorAll("figure"));
   var empty = figures.filter(function (f) { return !f.querySelector("img, svg, table"); })
                      .map(function (f) { return f.id || "(no id)"; });
+  var targets = {};
+  anchors.forEach(function (a) {
+    var h = a.getAttribute("href");
+    if (h.charAt(0) === "#") { targets[decodeURIComponent(h.slice(1))] = true; }
+  });
+  var unreferenced = figures.filter(function (f) { return f.id && !targets[f.id]; })
+                            .map(function (f) { return f.id; });
   var text = document.body.innerText;
   var report = {
     title: document.title,
@@ -57,6 +64,7 @@ window.addEventListener("load", function () {
     figures: figures.length,
     figure_ids: figures.map(function (f) { return f.id; }),
     figures_without_image: empty,
+    figures_unreferenced: unreferenced,
     missing_markers: (text.match(/__MARKER__/g) || []).length,
     headings: document.querySelectorAll("h1, h2, h3").length,
     text_chars: text.length
