@@ -43,15 +43,22 @@ window.addEventListener("load", function () {
     return h.charAt(0) === "#" && !document.getElementById(decodeURIComponent(h.slice(1)));
   }).map(function (a) { return a.getAttribute("href"); });
   var figures = Array.prototype.slice.call(document.querySelectorAll("figure"));
+  // a figure's name: its id (Typst writes one where the text links to it), else its image's
+  // alt text (the HTML edition gives every figure image its figure id as alt)
+  var fid = function (f) {
+    if (f.id) { return f.id; }
+    var i = f.querySelector("img");
+    return i && i.alt ? i.alt : "";
+  };
   var empty = figures.filter(function (f) { return !f.querySelector("img, svg, table"); })
-                     .map(function (f) { return f.id || "(no id)"; });
+                     .map(function (f) { return fid(f) || "(no id)"; });
   var targets = {};
   anchors.forEach(function (a) {
     var h = a.getAttribute("href");
     if (h.charAt(0) === "#") { targets[decodeURIComponent(h.slice(1))] = true; }
   });
-  var unreferenced = figures.filter(function (f) { return f.id && !targets[f.id]; })
-                            .map(function (f) { return f.id; });
+  var unreferenced = figures.filter(function (f) { return !targets[fid(f)]; })
+                            .map(function (f) { return fid(f) || "(no id)"; });
   var text = document.body.innerText;
   var report = {
     title: document.title,
@@ -62,7 +69,7 @@ window.addEventListener("load", function () {
       return a.getAttribute("href").charAt(0) === "#"; }).length,
     dangling_links: dangling,
     figures: figures.length,
-    figure_ids: figures.map(function (f) { return f.id; }),
+    figure_ids: figures.map(fid),
     figures_without_image: empty,
     figures_unreferenced: unreferenced,
     missing_markers: (text.match(/__MARKER__/g) || []).length,
