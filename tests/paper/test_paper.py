@@ -231,4 +231,5 @@ def test_the_html_edition_shows_every_figure_in_a_browser(site):
     assert page["broken_images"] == [] and page["dangling_links"] == [], page
     assert page["figures_without_image"] == [] and page["missing_markers"] == 0
     assert sorted(page["figure_ids"]) == sorted(in_paper)
+    assert page["figures_unreferenced"] == []  # the text points to every figure it shows
     assert page["title"].startswith("Spiking neural network models")

@@ -75,6 +75,7 @@ def test_whole_quick_dag(tmp_path):
     page = browser.inspect_page(root / "paper/build/quick/paper.html", marker=MISSING_MARKER)
     assert page["broken_images"] == [] and page["dangling_links"] == [], page
     assert page["missing_markers"] == 0 and page["figures_without_image"] == [], page
+    assert page["figures_unreferenced"] == [], page["figures_unreferenced"]
     assert {f["id"] for f in in_paper} <= set(page["figure_ids"]), page["figure_ids"]
     assert page["images"] >= len(in_paper) and page["internal_links"] > len(in_paper) / 2
     claims = json.loads((root / "results/quick/claims.json").read_text())
