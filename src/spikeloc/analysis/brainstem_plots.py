@@ -108,67 +108,93 @@ def iaf_table():
     return pd.DataFrame(IAF_TABLE, columns=["parameter", "unit", "paper table", "code (used)"])
 
 
+# box centres of the left hemisphere (the right one is its mirror image about x = 5)
+_CIRCUIT_POS = {"anf": (1.7, 4.4), "sbc": (0.7, 3.2), "gbc": (2.7, 3.2), "mntb": (3.2, 2.0),
+                "lso": (0.7, 0.6), "mso": (3.7, 0.6)}
+
+
+def _projection_text(c) -> str:
+    w = "0 | -30" if isinstance(c.weight, str) else f"{c.weight:+g}"
+    side = "contralateral " if c.side == "contra" else ""
+    return (f"{side}{c.pre.upper()} -> {c.post.upper()}: {c.convergence}:1, {w} nS, "
+            f"{c.delay_ms:g} ms" + (" (LNTB)" if "LNTB" in c.note else ""))
+
+
 def circuit_figure(network: str = "full"):
     """Figure 18 drawn from the tables: one box per population and side with its size, an
-    arrow per projection (green excitatory, red inhibitory) labelled with its convergence."""
+    arrow per projection (green excitatory, red inhibitory, bar-headed) with a number that
+    the list below the diagram resolves into convergence, weight and delay."""
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyBboxPatch
 
     counts = node_counts(network)
-    fig = Figure(figsize=(9, 5.5))
-    ax = fig.add_subplot()
-    ax.set_xlim(-1, 11)
-    ax.set_ylim(-0.6, 5.2)
+    fig = Figure(figsize=(9, 6.8))
+    ax = fig.add_axes((0.01, 0.27, 0.98, 0.66))
+    ax.set_xlim(-0.2, 10.2)
+    ax.set_ylim(0.1, 4.9)
     ax.axis("off")
-    rows = {"anf": 4.5, "sbc": 3.3, "gbc": 3.3, "mntb": 2.1, "lso": 0.6, "mso": 0.6}
-    colx = {"anf": 1.6, "sbc": 0.7, "gbc": 2.6, "mntb": 3.2, "lso": 1.0, "mso": 3.2}
     pos = {}
-    for side, sign in (("left", -1), ("right", 1)):
-        for name, y in rows.items():
-            x = 5 + sign * (5 - colx[name]) if side == "right" else colx[name]
+    for side in SIDES:
+        for name, (x, y) in _CIRCUIT_POS.items():
+            x = x if side == "left" else 10 - x
             pos[(side, name)] = (x, y)
             label = f"{side[0].upper()} {name.upper()}\n{counts[name]:,}"
             if name == "anf":
-                label += " (+ gens)"
-            ax.add_patch(FancyBboxPatch((x - 0.55, y - 0.3), 1.1, 0.6,
-                                        boxstyle="round,pad=0.05", fc="0.93", ec="0.3"))
+                label = f"{side[0].upper()} ANF\n{counts[name]:,} fibres + gen."
+            ax.add_patch(FancyBboxPatch((x - 0.6, y - 0.28), 1.2, 0.56,
+                                        boxstyle="round,pad=0.04", fc="0.94", ec="0.35"))
             ax.text(x, y, label, ha="center", va="center", fontsize=7.5)
+    ax.axvline(5, color="0.8", lw=0.8, ls=":")
+    ax.text(2.5, 4.85, "left hemisphere", ha="center", fontsize=8, color="0.4")
+    ax.text(7.5, 4.85, "right hemisphere", ha="center", fontsize=8, color="0.4")
     other = {"left": "right", "right": "left"}
-    seen = set()
+    projections = [c for c in CONNECTIONS if c.pre != "anf_generators"]
     for side in SIDES:
-        for c in CONNECTIONS:
-            if c.pre == "anf_generators":
-                continue
-            src = (side if c.side == "ipsi" else other[side], c.pre)
-            dst = (side, c.post)
-            k = (src, dst, c.inhibitory)
-            if k in seen:
-                continue
-            seen.add(k)
-            (x0, y0), (x1, y1) = pos[src], pos[dst]
+        for i, c in enumerate(projections, start=1):
+            (x0, y0) = pos[(side if c.side == "ipsi" else other[side], c.pre)]
+            (x1, y1) = pos[(side, c.post)]
             colour = "tab:red" if c.inhibitory else "tab:green"
-            rad = 0.25 if c.side == "contra" else (0.15 if c.inhibitory else 0.0)
-            ax.annotate("", xy=(x1, y1 + 0.32), xytext=(x0, y0 - 0.32),
-                        arrowprops=dict(arrowstyle="-|>" if not c.inhibitory else "-[",
-                                        color=colour, lw=1.2,
+            # ipsilateral SBC -> MSO exists twice (excitatory and "LNTB" inhibitory): bend apart
+            rad = 0.0
+            if c.side == "contra":
+                rad = -0.12 if side == "left" else 0.12
+            elif c.pre == "sbc" and c.post == "mso":
+                rad = (0.18 if c.inhibitory else -0.1) * (1 if side == "left" else -1)
+            start = (x0, y0 - 0.3)
+            end = (x1 + (0.0 if c.side == "ipsi" else (0.25 if side == "right" else -0.25)),
+                   y1 + 0.3)
+            ax.annotate("", xy=end, xytext=start,
+                        arrowprops=dict(arrowstyle="-[" if c.inhibitory else "-|>",
+                                        color=colour, lw=1.1, shrinkA=0, shrinkB=1,
                                         connectionstyle=f"arc3,rad={rad}"))
-            if side == "left":
-                f = 0.3 if c.inhibitory else 0.55
-                tx, ty = x0 + f * (x1 - x0), y0 + f * (y1 - y0)
-                w = c.weight if not isinstance(c.weight, str) else "0|-30"
-                ax.text(tx + (-0.12 if c.inhibitory else 0.12), ty,
-                        f"{c.convergence}:1, {w} nS\n{c.delay_ms} ms",
-                        fontsize=6, color=colour, ha="right" if c.inhibitory else "left",
-                        va="center", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
-    ax.text(5, 5.1, "tone spectrogram: 3500 channels, 21 active (100 Hz), ITD + ILD",
-            ha="center", fontsize=8)
+            if side == "right":
+                continue  # the mirror image: numbered once, on the arrows into the left side
+            # the number sits on the arc (a quadratic Bezier; t = 1/2 is its midpoint)
+            dx, dy = end[0] - start[0], end[1] - start[1]
+            t = 0.55 if c.side == "ipsi" else 0.25
+            mx = start[0] + t * dx + 2 * t * (1 - t) * rad * dy
+            my = start[1] + t * dy - 2 * t * (1 - t) * rad * dx
+            ax.text(mx, my, str(i), ha="center", va="center", fontsize=6.5, color="white",
+                    fontweight="bold",
+                    bbox=dict(boxstyle="circle,pad=0.2", fc=colour, ec="none"))
+    lines = [f"{i}  {_projection_text(c)}" for i, c in enumerate(projections, start=1)]
+    half = (len(lines) + 1) // 2
+    for col, chunk in enumerate((lines[:half], lines[half:])):
+        fig.text(0.04 + 0.5 * col, 0.24, "\n".join(chunk), ha="left", va="top", fontsize=7.5,
+                 family="monospace", linespacing=1.5)
+    fig.text(0.04, 0.035, "Every projection exists in both hemispheres; the numbers mark the "
+             "arrows into the left one. ANF: pulse-packet generator -> parrot neuron, 1:1.\n"
+             "MSO: each position twice, inhibition 0 nS (blocked) and -30 nS (control). "
+             "No LNTB population exists: projection 8 is the ipsilateral SBC block itself.",
+             fontsize=7, color="0.3", va="bottom")
     ax.plot([], [], color="tab:green", label="excitatory")
-    ax.plot([], [], color="tab:red", label="inhibitory (MSO: 0 blocked / -30 nS control)")
-    ax.legend(loc="lower center", fontsize=7, frameon=False, ncol=2, bbox_to_anchor=(0.5, -0.08))
+    ax.plot([], [], color="tab:red", label="inhibitory")
+    ax.legend(loc="upper center", fontsize=7.5, frameon=False, ncol=2,
+              bbox_to_anchor=(0.5, 0.98))
     tot = total_nodes(network)
-    ax.set_title(f"Brainstem model ({network}): {tot['populations']:,} NEST nodes "
-                 f"({tot['generator_devices']:,} generators, {tot['neurons']:,} neurons)",
-                 fontsize=9)
+    fig.suptitle(f"Brainstem model ({network}): {tot['populations']:,} NEST nodes "
+                 f"({tot['generator_devices']:,} generators, {tot['neurons']:,} neurons); "
+                 "100 Hz tone, 21 of 3500 channels active", fontsize=9, y=0.985)
     return fig
 
 
