@@ -231,11 +231,11 @@ def blocked_figure(table, side: str = "left"):
 
     fig = Figure(figsize=(8, 6))
     axes = fig.subplots(2, 2, sharex=True).ravel()
-    for ax, t in zip(axes, sorted(table["mso_type"].unique()), strict=False):
+    for letter, ax, t in zip("ABCD", axes, sorted(table["mso_type"].unique()), strict=False):
         sub = table[table["mso_type"] == t]
         _curve(ax, curves(sub, f"{side}_mso1"), "control (-30 nS)", "tab:blue")
         _curve(ax, curves(sub, f"{side}_mso0"), "inhibition blocked (0 nS)", "tab:red")
-        ax.set(title=f"{side.capitalize()} MSO neuron {t}", ylabel="Mean firing rate (Hz)")
+        ax.set(title=f"{letter}  {side.capitalize()} MSO neuron {t}", ylabel="Mean firing rate (Hz)")
         ax.set_xticks(range(-90, 91, 30))
     n = len(table["mso_type"].unique())
     for ax in axes[n:]:
