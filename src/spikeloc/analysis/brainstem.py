@@ -482,7 +482,15 @@ def _flat_metrics(res: dict[str, Any]) -> dict[str, Any]:
             out[f"{side}_{name}_spikes"] = int(sum(per_cell.values()))
     out["network_size"] = res["network_size"]
     out["sim_wall_s"] = res["sim_wall_s"]
+    out["max_rss_mb"] = _max_rss_mb()
     return out
+
+
+def _max_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB; on Linux ru_maxrss is in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def simulate(
@@ -571,6 +579,7 @@ def check_shortcut(
         "shortcut_sim_s": check["shortcut_sim_s"],
         "reference_sim_s": check["full_sim_s"],
         "reference_wall_s": check["full_wall_s"],
+        "max_rss_mb": _max_rss_mb(),
         **{f"shortcut_{k}": v for k, v in check["rates_hz"].items()},
     }
     metrics["train_wall_s"] = time.perf_counter() - t0
