@@ -1,15 +1,17 @@
 """The NEST brainstem model (spikeloc.analysis.brainstem): stimulus, tables, the
-active-channel shortcut against the full network, the stepped loop against one Simulate."""
+active-channel shortcut against the full network, the stepped loop against one Simulate, the
+pipeline's task functions (simulate, check_shortcut) and the sweep-table statistics."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 
 from spikeloc.analysis import brainstem as b
+from spikeloc.analysis import brainstem_plots as bp
 from spikeloc.errors import ConfigError
 
 nest = pytest.importorskip("nest")
@@ -124,23 +126,127 @@ def test_blocked_inhibition_raises_mso_rates(short_run):
     assert r["left_mso0"] >= r["left_mso1"] > 0
 
 
-def test_sweep_resumes_and_redoes_changed_runs(tmp_path):
-    base = replace(SHORT, duration_ms=12.0)
-    spec = b.SweepSpec(azimuths_deg=(-90.0, 90.0), mso_types=(1,), base=base)
-    first = b.run_sweep(spec, tmp_path)
-    assert len(first) == 2 and len(list(tmp_path.glob("*.json"))) == 2
-    path = tmp_path / f"{b.run_name(spec.configs()[0])}.json"
-    stamp = json.loads(path.read_text())["wall_s"]
-    again = b.run_sweep(spec, tmp_path)
-    assert json.loads(path.read_text())["wall_s"] == stamp and again == first
-    # a changed setting is not mistaken for the stored run
-    spec2 = b.SweepSpec(azimuths_deg=(-90.0,), mso_types=(1,), base=replace(base, jitter_ms=0.05))
-    b.run_sweep(spec2, tmp_path)
-    assert json.loads(path.read_text())["config"]["jitter_ms"] == 0.05
-    # parallel workers give the same runs
-    par = b.run_sweep(spec, tmp_path / "par", workers=2)
-    assert [r["rates_hz"] for r in par] == [r["rates_hz"] for r in first]
-    table = b.sweep_table(first)
-    assert list(table["azimuth_deg"]) == [-90.0, 90.0]
-    # the left LSO is driven by the left ear: louder on the left (-90 deg)
-    assert table["left_lso"].iloc[0] > table["left_lso"].iloc[1]
+def _params(cfg: b.BrainstemConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k != "seed"}
+
+
+def test_simulate_task_returns_the_runs_metrics(short_run, tmp_path):
+    """The task function is build_and_run with the run's seed, flat metrics and the spike
+    counts in its scratch directory."""
+    m = b.simulate(_params(SHORT), seed=SHORT.seed, out_dir=tmp_path, device="cpu",
+                   threads=2, progress=False)
+    assert json.loads((tmp_path / "spike_counts.json").read_text()) == json.loads(
+        json.dumps(short_run["counts"]))
+    for k, v in short_run["rates_hz"].items():
+        assert m[k] == v
+    totals = {k.removesuffix("_spikes"): v for k, v in m.items() if k.endswith("_spikes")}
+    assert {k: v for k, v in totals.items() if not k.endswith("_anf")} == EXPECTED_TOTALS
+    assert m["network_size"] == short_run["network_size"]
+    assert m["train_wall_s"] >= m["sim_wall_s"] > 0
+    assert all(isinstance(v, (int, float)) for v in m.values())
+    json.dumps(m)  # JSON values only
+    # only the given parameters change; the rest are the published defaults
+    assert b.config_from_params({"azimuth_deg": 30.0, "mso_type": 2}, 7) == replace(
+        b.BrainstemConfig(), azimuth_deg=30.0, mso_type=2, seed=7)
+
+
+@pytest.mark.parametrize(
+    ("params", "seed", "field"),
+    [
+        ({"azimuth": 30}, 1, "azimuth"),  # unknown key
+        ({"mso_type": 5}, 1, "mso_type"),
+        ({"mso_type": 1.0}, 1, "mso_type"),  # an int field
+        ({"stepped": 1}, 1, "stepped"),  # a bool field
+        ({"azimuth_deg": "30"}, 1, "azimuth_deg"),
+        ({"azimuth_deg": 95}, 1, "azimuth_deg"),
+        ({"duration_ms": 0}, 1, "duration_ms"),
+        ({"network": "half"}, 1, "network"),
+        ({"tone_hz": 19.0}, 1, "tone_hz"),
+        ({"stepped": True, "duration_ms": 10.0, "step_ms": 3.0}, 1, "step_ms"),
+        ({}, 0, "seed"),  # NEST refuses seed 0
+        ({"seed": 3}, 1, "seed"),  # the run's seed, not a parameter
+    ],
+)
+def test_bad_task_params_name_the_field(params, seed, field, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        b.simulate(params, seed=seed, out_dir=tmp_path, device="cpu", threads=1, progress=False)
+    assert err.value.field == field
+    assert not list(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_check_shortcut_task(short_run, tmp_path):
+    m = b.check_shortcut({**_params(SHORT), "reference_margin_blocks": 20}, seed=SHORT.seed,
+                         out_dir=tmp_path, device="cpu", threads=1, progress=False)
+    fired = sum(len(per_cell) for side in b.SIDES for per_cell in short_run["counts"][side].values())
+    assert m["equal"] == 1 and m["n_cells_differing"] == 0 and m["n_cells_fired"] == fired > 600
+    assert m["reference_nodes"] > 3 * m["shortcut_nodes"] == 3 * short_run["network_size"]
+    assert m["shortcut_left_lso"] == short_run["rates_hz"]["left_lso"]
+    ref = json.loads((tmp_path / "reference_spike_counts.json").read_text())
+    assert ref == json.loads((tmp_path / "spike_counts.json").read_text())
+    for bad, field in (({"reference_margin_blocks": 0}, "reference_margin_blocks"),
+                       ({"network": "full"}, "network")):
+        with pytest.raises(ConfigError) as err:
+            b.check_shortcut(bad, seed=1, out_dir=tmp_path, device="cpu", threads=1,
+                             progress=False)
+        assert err.value.field == field
+
+
+def test_differing_cells():
+    a = {"left": {"lso": {3: 5, 4: 1}}, "right": {"lso": {}}}
+    same, none = b.differing_cells(a, a)
+    assert len(same) == 2 and none == []
+    c = {"left": {"lso": {3: 5, 7: 2}}, "right": {"lso": {1: 1}}}
+    cells, diff = b.differing_cells(a, c)
+    assert len(cells) == 4
+    assert diff == [("left", "lso", 4), ("left", "lso", 7), ("right", "lso", 1)]
+
+
+def test_task_module_does_not_import_plotting():
+    """The pipeline fingerprints the task's module and the spikeloc modules it imports: a
+    figure edit must not retrain the sweep."""
+    from spikeloc.pipeline.codehash import code_files
+
+    names = {p.name for p in code_files(["spikeloc.analysis.brainstem"])}
+    assert "brainstem.py" in names and "brainstem_plots.py" not in names
+    assert not {"figures.py", "plots.py"} & names
+    import ast
+    tree = ast.parse(open(b.__file__).read())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom) and n.module}
+    assert "matplotlib" not in imported and "pandas" not in imported
+
+
+def _table(rows):
+    import pandas as pd
+
+    return bp.tidy(pd.DataFrame(rows))
+
+
+def test_summary_of_a_sweep_table():
+    """Peaks are each seed's argmax, summarised by the median; the LSO trend is averaged
+    over types and seeds; the columns the pipeline writes (params.*) are accepted."""
+    rows = []
+    for seed in (1, 2, 3):
+        for t in (1, 2):
+            for az in (-30.0, 0.0, 30.0):
+                peak = 30.0 if t == 2 or seed != 3 else 0.0
+                rows.append({"params.mso_type": t, "params.azimuth_deg": az, "seed": seed,
+                             "left_mso1": 100.0 - abs(az - peak), "left_mso0": 150.0 - abs(az),
+                             "left_lso": 200.0 - az - seed})
+    s = bp.summarise(_table(rows), "left")
+    assert s["control_peak_deg"] == {1: 30.0, 2: 30.0}
+    assert s["blocked_peak_deg"] == {1: 0.0, 2: 0.0}
+    assert s["blocked_max_abs_peak_deg"] == 0.0
+    assert s["peak_seed_agreement"] == pytest.approx(5 / 6)
+    # control peak of the seed-mean curve of type 1: az 30: (100 + 100 + 70) / 3
+    assert s["control_peak_hz"][1] == pytest.approx(90.0)
+    assert s["blocked_peak_hz"][1] == 150.0
+    assert s["blocked_minus_control_hz"] == pytest.approx(50.0)
+    assert s["lso_first_hz"] == 228.0 and s["lso_mid_hz"] == 198.0 and s["lso_last_hz"] == 168.0
+    assert s["lso_falling_fraction"] == 1.0
+    assert bp.monotone_fraction([3, 2, 2, 1]) == pytest.approx(2 / 3)
+    import pandas as pd
+    with pytest.raises(ValueError, match="azimuth_deg"):
+        bp.tidy(pd.DataFrame({"mso_type": [1], "seed": [1]}))

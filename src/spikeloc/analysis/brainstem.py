@@ -7,6 +7,12 @@ of a 100 Hz tone at 13 azimuths. Every population, weight, delay and time consta
 the tables below (``POPULATIONS``, ``CONNECTIONS``, ``IAF_PARAMS``, ``MSO_TYPES``); the
 circuit diagram and the paper's two tables are drawn from the same tables.
 
+The pipeline runs the model as *task runs* (``workflow/analyses/brainstem.yaml``): the sweep
+``mso`` (4 MSO types x 13 azimuths x NEST seeds) calls :func:`simulate` once per point, in
+chunk jobs, and the run ``shortcut_check`` calls :func:`check_shortcut`. Tables, statistics
+and figures are in :mod:`spikeloc.analysis.brainstem_plots`, so editing a figure retrains
+nothing.
+
 Two network sizes give the same rates:
 
 - ``full``: all 3500 frequency channels per side (175 000 NEST nodes), as published;
@@ -32,11 +38,10 @@ every step, is not in the catalogue), so the default is the cleaner and 2-3x fas
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,17 +222,55 @@ class BrainstemConfig:
             raise ConfigError(src, "duration_ms", f"must be > 0, got {self.duration_ms!r}")
         if self.threads < 1:
             raise ConfigError(src, "threads", f"must be >= 1, got {self.threads!r}")
+        if not 1 <= self.seed <= 2**32 - 1:
+            raise ConfigError(src, "seed", f"NEST seeds are 1..4294967295, got {self.seed!r}")
         if self.noise_rate_hz != 0 and self.network == "shortcut":
             raise ConfigError(
                 src, "noise_rate_hz", "the shortcut needs silent inactive channels (rate 0)"
             )
+        if self.noise_rate_hz < 0:
+            raise ConfigError(src, "noise_rate_hz", f"must be >= 0, got {self.noise_rate_hz!r}")
+        for name in ("resolution_ms", "step_ms", "jitter_ms"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(src, name, f"must be > 0, got {getattr(self, name)!r}")
+        if self.margin_blocks < 0:
+            raise ConfigError(src, "margin_blocks", f"must be >= 0, got {self.margin_blocks!r}")
+        centre = int(np.argmax(channel_frequencies() >= self.tone_hz))
+        if self.tone_hz > 20000.0 or not N_GAUSS // 2 <= centre < N_CHANNELS - N_GAUSS // 2:
+            raise ConfigError(src, "tone_hz", "the tone's 21-channel profile must lie inside "
+                              f"the 20 Hz - 20 kHz channels, got {self.tone_hz!r}")
+        if self.stepped and abs(self.duration_ms / self.step_ms - round(self.duration_ms / self.step_ms)) > 1e-9:
+            raise ConfigError(src, "step_ms", f"must divide duration_ms ({self.duration_ms}), "
+                              f"got {self.step_ms!r}")
 
-    def key(self) -> str:
-        """A fingerprint of everything that changes the result."""
-        d = asdict(self)
-        if d["margin_blocks"] == 0:  # added later: runs stored before it keep their key
-            del d["margin_blocks"]
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+def _param_error(field: str, problem: str) -> ConfigError:
+    # the pipeline reports it as `<manifest>: runs.<name>.params.<field>: <problem>`
+    return ConfigError("brainstem params", field, problem)
+
+
+_TYPES = {"float": (int, float), "int": (int,), "str": (str,), "bool": (bool,)}
+
+
+def config_from_params(params: Mapping[str, Any], seed: int = NEST_DEFAULT_SEED) -> BrainstemConfig:
+    """A :class:`BrainstemConfig` from a task run's ``params`` (any of its fields but
+    ``seed``, which is the run's seed) -- unknown keys and wrongly typed values are refused
+    with a :class:`ConfigError` naming the key."""
+    if not isinstance(params, Mapping):
+        raise _param_error("(params)", f"must be a mapping, got {type(params).__name__}")
+    known = {f.name: f.type for f in fields(BrainstemConfig) if f.name != "seed"}
+    for key, value in params.items():
+        if key not in known:
+            raise _param_error(key, f"unknown parameter (known: {', '.join(sorted(known))})")
+        ok = _TYPES[known[key]]
+        if not isinstance(value, ok) or (isinstance(value, bool) and bool not in ok):
+            raise _param_error(key, f"must be {known[key]}, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _param_error("seed", f"must be an integer NEST seed, got {seed!r}")
+    try:
+        return BrainstemConfig(**params, seed=seed)
+    except ConfigError as exc:
+        raise _param_error(exc.field, exc.problem) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,306 +440,6 @@ def readout(counts: dict[str, dict[str, dict[int, int]]], duration_ms: float) ->
     return out
 
 
-# ---------------------------------------------------------------------------------------
-# the sweep: 4 MSO types x 13 azimuths, both batteries (control and blocked) per run
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    azimuths_deg: tuple[float, ...] = tuple(float(a) for a in range(-90, 91, 15))
-    mso_types: tuple[int, ...] = (1, 2, 3, 4)
-    seeds: tuple[int, ...] = (NEST_DEFAULT_SEED,)
-    base: BrainstemConfig = field(default_factory=BrainstemConfig)
-
-    def configs(self) -> list[BrainstemConfig]:
-        return [
-            replace(self.base, mso_type=t, azimuth_deg=a, seed=s)
-            for s in self.seeds
-            for t in self.mso_types
-            for a in self.azimuths_deg
-        ]
-
-
-def run_name(cfg: BrainstemConfig) -> str:
-    loop = "stepped" if cfg.stepped else "once"
-    return f"type={cfg.mso_type}__az={cfg.azimuth_deg:+.0f}__seed={cfg.seed}__{loop}"
-
-
-def _load_done(path: Path, cfg: BrainstemConfig) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        done = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return done if done.get("key") == cfg.key() else None
-
-
-def _run_one(cfg: BrainstemConfig, path: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    res = build_and_run(cfg)
-    done = {
-        "key": cfg.key(),
-        "run": run_name(cfg),
-        "config": res["config"],
-        "rates_hz": res["rates_hz"],
-        "network_size": res["network_size"],
-        "sim_wall_s": res["sim_wall_s"],
-        "wall_s": time.perf_counter() - t0,
-    }
-    atomic_write_json(path, done)
-    return done
-
-
-def run_sweep(
-    spec: SweepSpec, out_dir: str | Path, *, workers: int = 1, log=None
-) -> list[dict[str, Any]]:
-    """Run every point of ``spec`` not already done; one JSON per run written atomically in
-    ``out_dir`` (a killed sweep resumes where it stopped; a run whose settings changed is
-    redone). ``workers`` > 1 runs that many NEST kernels in parallel processes. Returns the
-    results of every point in ``spec.configs()`` order (the rates, not the spike counts)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfgs = spec.configs()
-    paths = [out / f"{run_name(c)}.json" for c in cfgs]
-    results: list[dict[str, Any] | None] = [_load_done(p, c) for p, c in zip(paths, cfgs, strict=False)]
-    todo = [i for i, r in enumerate(results) if r is None]
-    if workers > 1 and len(todo) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_run_one, cfgs[i], paths[i]): i for i in todo}
-            for f in as_completed(futs):
-                results[futs[f]] = f.result()
-                if log:
-                    log(f"{results[futs[f]]['run']}: {results[futs[f]]['wall_s']:.1f} s")
-    else:
-        for i in todo:
-            results[i] = _run_one(cfgs[i], paths[i])
-            if log:
-                log(f"{results[i]['run']}: {results[i]['wall_s']:.1f} s")
-    return results  # type: ignore[return-value]
-
-
-def sweep_table(results: list[dict[str, Any]]):
-    """One row per run: mso_type, azimuth_deg, seed and every rate of the readout."""
-    import pandas as pd
-
-    rows = []
-    for r in results:
-        c = r["config"]
-        rows.append(
-            {"mso_type": c["mso_type"], "azimuth_deg": c["azimuth_deg"], "seed": c["seed"],
-             "wall_s": r["wall_s"], **r["rates_hz"]}
-        )
-    return pd.DataFrame(rows)
-
-
-def curves(table, column: str):
-    """Mean and sd over seeds of ``column`` per (mso_type, azimuth)."""
-    g = table.groupby(["mso_type", "azimuth_deg"])[column]
-    return g.agg(["mean", "std", "count"]).reset_index()
-
-
-def peak_azimuths(table, column: str) -> dict[int, dict[int, float]]:
-    """Azimuth of the highest rate, per MSO type and per seed."""
-    out: dict[int, dict[int, float]] = {}
-    for (t, s), g in table.groupby(["mso_type", "seed"]):
-        out.setdefault(int(t), {})[int(s)] = float(g.loc[g[column].idxmax(), "azimuth_deg"])
-    return out
-
-
-def monotone_fraction(values: np.ndarray, decreasing: bool = True) -> float:
-    """Fraction of successive steps that go the stated way (1.0: strictly monotone)."""
-    d = np.diff(np.asarray(values, dtype=float))
-    return float(np.mean(d < 0 if decreasing else d > 0))
-
-
-# ---------------------------------------------------------------------------------------
-# tables and figures (matplotlib Figures, no pyplot state)
-
-
-# what the paper's table_brainstem prints (per population; MSO 7000 = both sides of 3500)
-PUBLISHED_TABLE = {"anf_generators": (35000, "poisson generator"), "anf": (35000, None),
-                   "sbc": (8750, None), "gbc": (1750, None), "mntb": (1750, None),
-                   "lso": (1750, None), "mso": (7000, None)}
-
-
-def population_table(network: str = "full"):
-    """The paper's table_brainstem from POPULATIONS / CONNECTIONS: cells per side, per
-    channel, NEST model, the projections each population sends, and the published row."""
-    import pandas as pd
-
-    counts = node_counts(network)
-    lo, hi = simulated_channels(100.0, network)
-    rows = []
-    for name, (_, model) in POPULATIONS.items():
-        out = [
-            f"{c.convergence}:1 to {'contralateral ' if c.side == 'contra' else ''}{c.post.upper()}"
-            f" ({'inh' if c.inhibitory else 'exc'}, "
-            f"{'0 | -30' if c.weight == 'w_inh' else c.weight} nS, {c.delay_ms} ms)"
-            for c in CONNECTIONS
-            if c.pre == name and c.pre != "anf_generators"
-        ]
-        pub_n, pub_model = PUBLISHED_TABLE[name]
-        rows.append({"population": name.upper(), "per side": counts[name],
-                     "per channel": counts[name] / (hi - lo), "NEST model": model,
-                     "projections": "; ".join(out), "published count": pub_n,
-                     "published model": pub_model or model})
-    return pd.DataFrame(rows)
-
-
-def iaf_table():
-    import pandas as pd
-
-    return pd.DataFrame(IAF_TABLE, columns=["parameter", "unit", "paper table", "code (used)"])
-
-
-def circuit_figure(network: str = "full"):
-    """Figure 18 drawn from the tables: one box per population and side with its size, an
-    arrow per projection (green excitatory, red inhibitory) labelled with its convergence."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import FancyBboxPatch
-
-    counts = node_counts(network)
-    fig = Figure(figsize=(9, 5.5))
-    ax = fig.add_subplot()
-    ax.set_xlim(-1, 11)
-    ax.set_ylim(-0.6, 5.2)
-    ax.axis("off")
-    rows = {"anf": 4.5, "sbc": 3.3, "gbc": 3.3, "mntb": 2.1, "lso": 0.6, "mso": 0.6}
-    colx = {"anf": 1.6, "sbc": 0.7, "gbc": 2.6, "mntb": 3.2, "lso": 1.0, "mso": 3.2}
-    pos = {}
-    for side, sign in (("left", -1), ("right", 1)):
-        for name, y in rows.items():
-            x = 5 + sign * (5 - colx[name]) if side == "right" else colx[name]
-            pos[(side, name)] = (x, y)
-            label = f"{side[0].upper()} {name.upper()}\n{counts[name]:,}"
-            if name == "anf":
-                label += " (+ gens)"
-            ax.add_patch(FancyBboxPatch((x - 0.55, y - 0.3), 1.1, 0.6,
-                                        boxstyle="round,pad=0.05", fc="0.93", ec="0.3"))
-            ax.text(x, y, label, ha="center", va="center", fontsize=7.5)
-    other = {"left": "right", "right": "left"}
-    seen = set()
-    for side in SIDES:
-        for c in CONNECTIONS:
-            if c.pre == "anf_generators":
-                continue
-            src = (side if c.side == "ipsi" else other[side], c.pre)
-            dst = (side, c.post)
-            k = (src, dst, c.inhibitory)
-            if k in seen:
-                continue
-            seen.add(k)
-            (x0, y0), (x1, y1) = pos[src], pos[dst]
-            colour = "tab:red" if c.inhibitory else "tab:green"
-            rad = 0.25 if c.side == "contra" else (0.15 if c.inhibitory else 0.0)
-            ax.annotate("", xy=(x1, y1 + 0.32), xytext=(x0, y0 - 0.32),
-                        arrowprops=dict(arrowstyle="-|>" if not c.inhibitory else "-[",
-                                        color=colour, lw=1.2,
-                                        connectionstyle=f"arc3,rad={rad}"))
-            if side == "left":
-                f = 0.3 if c.inhibitory else 0.55
-                tx, ty = x0 + f * (x1 - x0), y0 + f * (y1 - y0)
-                w = c.weight if not isinstance(c.weight, str) else "0|-30"
-                ax.text(tx + (-0.12 if c.inhibitory else 0.12), ty,
-                        f"{c.convergence}:1, {w} nS\n{c.delay_ms} ms",
-                        fontsize=6, color=colour, ha="right" if c.inhibitory else "left",
-                        va="center", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
-    ax.text(5, 5.1, "tone spectrogram: 3500 channels, 21 active (100 Hz), ITD + ILD",
-            ha="center", fontsize=8)
-    ax.plot([], [], color="tab:green", label="excitatory")
-    ax.plot([], [], color="tab:red", label="inhibitory (MSO: 0 blocked / -30 nS control)")
-    ax.legend(loc="lower center", fontsize=7, frameon=False, ncol=2, bbox_to_anchor=(0.5, -0.08))
-    tot = total_nodes(network)
-    ax.set_title(f"Brainstem model ({network}): {tot['populations']:,} NEST nodes "
-                 f"({tot['generator_devices']:,} generators, {tot['neurons']:,} neurons)",
-                 fontsize=9)
-    return fig
-
-
-def _curve(ax, summary, label, colour, style="-"):
-    ax.errorbar(summary["azimuth_deg"], summary["mean"],
-                yerr=summary["std"].fillna(0) if "std" in summary else None,
-                color=colour, ls=style, marker="o", ms=3, capsize=2, label=label)
-
-
-def rates_figure(table, side: str = "left"):
-    """Figure 19: mean rate of the LSO and of the four MSO types vs azimuth (control)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.6))
-    a, m = fig.subplots(1, 2)
-    lso = table.groupby("azimuth_deg")[f"{side}_lso"].agg(["mean", "std"]).reset_index()
-    _curve(a, lso, f"{side} LSO", "k")
-    a.set(xlabel="Azimuth (deg)", ylabel="Mean firing rate (Hz)", title=f"A  {side.capitalize()} LSO")
-    for t in sorted(table["mso_type"].unique()):
-        s = curves(table[table["mso_type"] == t], f"{side}_mso1")
-        _curve(m, s, f"neuron {t}", f"C{t - 1}")
-    m.set(xlabel="Azimuth (deg)", ylabel="Mean firing rate (Hz)",
-          title=f"B  {side.capitalize()} MSO (control)")
-    m.legend(fontsize=7)
-    for ax in (a, m):
-        ax.set_xticks(range(-90, 91, 30))
-    fig.tight_layout()
-    return fig
-
-
-def blocked_figure(table, side: str = "left"):
-    """Figure 20: the four MSO types, control (blue) vs blocked inhibition (red)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 6))
-    axes = fig.subplots(2, 2, sharex=True).ravel()
-    for ax, t in zip(axes, sorted(table["mso_type"].unique()), strict=False):
-        sub = table[table["mso_type"] == t]
-        _curve(ax, curves(sub, f"{side}_mso1"), "control (-30 nS)", "tab:blue")
-        _curve(ax, curves(sub, f"{side}_mso0"), "inhibition blocked (0 nS)", "tab:red")
-        ax.set(title=f"{side.capitalize()} MSO neuron {t}", ylabel="Mean firing rate (Hz)")
-        ax.set_xticks(range(-90, 91, 30))
-    n = len(table["mso_type"].unique())
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    for ax in axes[max(n - 2, 0) : n]:
-        ax.set_xlabel("Azimuth (deg)")
-        ax.xaxis.set_tick_params(labelbottom=True)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def summarise(table, side: str = "left") -> dict[str, Any]:
-    """The claims' statistics over seeds: control and blocked peak azimuths per MSO type
-    (median over seeds of each seed's argmax), peak rates of the seed-mean curves, the
-    smallest blocked-minus-control peak-rate difference, and the LSO trend."""
-    ctrl, blk = f"{side}_mso1", f"{side}_mso0"
-    pk_c, pk_b = peak_azimuths(table, ctrl), peak_azimuths(table, blk)
-    out: dict[str, Any] = {"control_peak_deg": {}, "blocked_peak_deg": {},
-                           "control_peak_hz": {}, "blocked_peak_hz": {}}
-    agree = []
-    for t in sorted(pk_c):
-        out["control_peak_deg"][t] = float(np.median(list(pk_c[t].values())))
-        out["blocked_peak_deg"][t] = float(np.median(list(pk_b[t].values())))
-        agree += [p == out["control_peak_deg"][t] for p in pk_c[t].values()]
-        sub = table[table["mso_type"] == t]
-        out["control_peak_hz"][t] = float(curves(sub, ctrl)["mean"].max())
-        out["blocked_peak_hz"][t] = float(curves(sub, blk)["mean"].max())
-    out["blocked_max_abs_peak_deg"] = max(abs(v) for v in out["blocked_peak_deg"].values())
-    out["blocked_minus_control_hz"] = min(
-        out["blocked_peak_hz"][t] - out["control_peak_hz"][t] for t in out["control_peak_hz"]
-    )
-    out["peak_seed_agreement"] = float(np.mean(agree))
-    # the LSO does not depend on the MSO type: average over types and seeds
-    lso = table.groupby("azimuth_deg")[f"{side}_lso"].mean().sort_index()
-    out["lso_first_hz"] = float(lso.iloc[0])
-    out["lso_last_hz"] = float(lso.iloc[-1])
-    out["lso_mid_hz"] = float(lso.loc[0.0]) if 0.0 in lso.index else float("nan")
-    out["lso_falling_fraction"] = monotone_fraction(lso.values, decreasing=side == "left")
-    return out
-
-
 def compare_full_and_shortcut(cfg: BrainstemConfig, margin_blocks: int | None = None) -> dict[str, Any]:
     """Run ``cfg`` as the shortcut and as the full network (or, with ``margin_blocks``, as
     the shortcut with that many silent 2-channel blocks on each side: the same check on a
@@ -716,4 +459,131 @@ def compare_full_and_shortcut(cfg: BrainstemConfig, margin_blocks: int | None = 
         "full_sim_s": b["sim_wall_s"],
         "full_wall_s": big_wall,
         "rates_hz": a["rates_hz"],
+        "counts": a["counts"],
+        "reference_counts": b["counts"],
     }
+
+
+
+# ---------------------------------------------------------------------------------------
+# the pipeline's task runs (workflow/analyses/brainstem.yaml: sweeps.mso and runs.shortcut_check)
+
+
+def _check_device(device: str | None) -> None:
+    if device not in (None, "cpu", "auto"):
+        raise _param_error("device", f"NEST runs on CPUs only, got {device!r}")
+
+
+def _flat_metrics(res: dict[str, Any]) -> dict[str, Any]:
+    """Rates (Hz), active cells and total spikes per population and side, flat."""
+    out: dict[str, Any] = dict(res["rates_hz"])
+    for side, pops in res["counts"].items():
+        for name, per_cell in pops.items():
+            out[f"{side}_{name}_spikes"] = int(sum(per_cell.values()))
+    out["network_size"] = res["network_size"]
+    out["sim_wall_s"] = res["sim_wall_s"]
+    out["max_rss_mb"] = _max_rss_mb()
+    return out
+
+
+def _max_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB; on Linux ru_maxrss is in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def simulate(
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    out_dir: Path,
+    device: str | None = "cpu",
+    threads: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """One NEST run of the sweep: one MSO type at one azimuth, both batteries (control and
+    blocked inhibition) and both sides, in a fresh kernel.
+
+    ``params`` holds any :class:`BrainstemConfig` field but ``seed`` (``azimuth_deg``,
+    ``mso_type``, ``duration_ms``, ``network``, ``stepped``, ...; the rest keep their
+    published values); ``seed`` is NEST's ``rng_seed`` (143202461, NEST's default, is the
+    published one). NEST threads are ``params.threads`` (default 1), not the job's
+    ``threads``: the thread count changes NEST's random streams, so it belongs to the run's
+    fingerprint. Writes the spike count of every cell that fired to
+    ``out_dir/spike_counts.json`` and returns, per side and population (``left_lso``,
+    ``left_mso1`` control, ``left_mso0`` blocked, ...), the readout rate in Hz (mean over
+    the cells that fired), ``*_n_active`` and ``*_spikes``, plus ``network_size``,
+    ``sim_wall_s`` and ``train_wall_s``."""
+    cfg = config_from_params(params, seed)
+    _check_device(device)
+    t0 = time.perf_counter()
+    res = build_and_run(cfg)
+    atomic_write_json(Path(out_dir) / "spike_counts.json", res["counts"])
+    metrics = _flat_metrics(res)
+    metrics["train_wall_s"] = time.perf_counter() - t0
+    if progress:
+        print(f"brainstem type {cfg.mso_type} az {cfg.azimuth_deg:+.0f} seed {cfg.seed}: "
+              f"left LSO {metrics['left_lso']:.1f} Hz, left MSO control "
+              f"{metrics['left_mso1']:.1f} / blocked {metrics['left_mso0']:.1f} Hz "
+              f"({metrics['train_wall_s']:.1f} s)", flush=True)
+    return metrics
+
+
+def differing_cells(mine: dict, ref: dict) -> tuple[set, list]:
+    """Every (side, population, cell) that fired in either count table, and those whose
+    spike counts differ (a cell missing from one table fired 0 times there)."""
+    cells = {(side, name, cell) for counts in (mine, ref) for side in counts
+             for name, per_cell in counts[side].items() for cell in per_cell}
+    differing = sorted(c for c in cells
+                       if mine.get(c[0], {}).get(c[1], {}).get(c[2])
+                       != ref.get(c[0], {}).get(c[1], {}).get(c[2]))
+    return cells, differing
+
+
+def check_shortcut(
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    out_dir: Path,
+    device: str | None = "cpu",
+    threads: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The active-channel shortcut against a larger network with the same seed, one NEST
+    thread each: ``params`` as for :func:`simulate` (``network`` must stay the shortcut)
+    plus ``reference_margin_blocks``, the silent 2-channel blocks the reference adds on each
+    side of the active ones (>= 1750: every channel, i.e. the full 175 000-node network).
+    Returns ``equal`` (1 if every cell of both networks fired the same number of spikes),
+    the cells that differ, both node counts and wall times, and the shortcut's rates."""
+    params = dict(params)
+    margin = params.pop("reference_margin_blocks", N_CHANNELS // 2)
+    if isinstance(margin, bool) or not isinstance(margin, int) or margin < 1:
+        raise _param_error("reference_margin_blocks", f"must be an integer >= 1, got {margin!r}")
+    if params.get("network", "shortcut") != "shortcut":
+        raise _param_error("network", "the check runs the shortcut against a wider network")
+    cfg = config_from_params(params, seed)
+    _check_device(device)
+    t0 = time.perf_counter()
+    check = compare_full_and_shortcut(cfg, margin_blocks=margin)
+    cells, differing = differing_cells(check["counts"], check["reference_counts"])
+    atomic_write_json(Path(out_dir) / "spike_counts.json", check["counts"])
+    atomic_write_json(Path(out_dir) / "reference_spike_counts.json", check["reference_counts"])
+    metrics = {
+        "equal": int(check["equal"]),
+        "n_cells_fired": len(cells),
+        "n_cells_differing": len(differing),
+        "shortcut_nodes": check["shortcut_nodes"],
+        "reference_nodes": check["full_nodes"],
+        "reference_margin_blocks": margin,
+        "shortcut_sim_s": check["shortcut_sim_s"],
+        "reference_sim_s": check["full_sim_s"],
+        "reference_wall_s": check["full_wall_s"],
+        "max_rss_mb": _max_rss_mb(),
+        **{f"shortcut_{k}": v for k, v in check["rates_hz"].items()},
+    }
+    metrics["train_wall_s"] = time.perf_counter() - t0
+    if progress:
+        print(f"brainstem shortcut check: {metrics['shortcut_nodes']} vs "
+              f"{metrics['reference_nodes']} nodes, equal = {metrics['equal']}", flush=True)
+    return metrics
