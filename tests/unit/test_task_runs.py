@@ -263,3 +263,49 @@ def test_load_task_run_names_what_to_run(tmp_path):
     missing = tmp_path / "results" / "quick" / "runs" / "mod" / "r"
     with pytest.raises(SpikelocError, match="snakemake analyse_mod"):
         tasks.load_task_run(missing)
+
+
+def test_a_task_that_refuses_its_seed_names_the_seed_field(tmp_path, monkeypatch):
+    def refuse(params, *, seed, out_dir, device, threads, progress):
+        raise ConfigError("seed", "seed", "NEST seeds must be >= 1")
+
+    monkeypatch.setattr(tasks, "_function", lambda task, where: refuse)
+    spec, _ = make_spec(tmp_path, {"r": {"task": TASK, "seed": 0, "params": {}}})
+    with pytest.raises(SpikelocError) as exc:
+        chunks.train_chunk(spec, tmp_path / "o.json", progress=False, say=lambda s: None)
+    assert str(exc.value) == "workflow/analyses/m.yaml: runs.r.seed: 0: NEST seeds must be >= 1"
+
+
+def test_partials_are_made_only_for_the_run_being_computed(tmp_path, recorder):
+    seen = []
+    spec, runs = make_spec(tmp_path, {"a": {"task": TASK, "params": {"n": 1}},
+                                      "b": {"task": TASK, "params": {"n": 2}}})
+    real = recorder.__call__
+
+    def spy(params, **kw):
+        seen.append(sorted(p.name for p in kw["out_dir"].parent.iterdir()))
+        return real(params, **kw)
+
+    recorder.__call__ = spy
+    tasks_function = tasks._function
+    try:
+        tasks._function = lambda task, where: spy
+        chunks.train_chunk(spec, tmp_path / "o.json", progress=False, say=lambda s: None)
+    finally:
+        tasks._function = tasks_function
+    assert seen == [["a.partial"], ["a", "b.partial"]]
+
+
+def test_a_sweep_may_ask_for_its_own_job_resources():
+    from spikeloc.pipeline.manifests import Manifest, Project
+
+    data = {"sweeps": {"big": {"train": {"mem_mb": 9000}}, "small": {}}, "train": {"threads": 1}}
+    project = Project(
+        {"scale": "paper", "train": {"threads": 2, "mem_mb": 2000, "runtime": 30}},
+        "config", {"m": Manifest("m", "m.yaml", data)}, "hash",
+    )
+    big = sweeps.Chunk("m", "big", 0, ())
+    small = sweeps.Chunk("m", "small", 0, ())
+    assert project.chunk_resource(big, "mem_mb") == 9000
+    assert project.chunk_resource(small, "mem_mb") == 2000
+    assert project.chunk_resource(big, "threads") == 1  # the module's, then the config's

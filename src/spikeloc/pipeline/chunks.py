@@ -231,9 +231,7 @@ def train_chunk(
             if run_is_current(run["path"], run["fingerprint"], TASK_RUN_FILES):
                 say(f"{head(i)}: up to date")
                 continue
-            if _prepare_partial(Path(run["path"]), run["fingerprint"], task=True) == "resumed":
-                resumed.add(i)
-            tasks.append(i)
+            tasks.append(i)  # its .partial/ is prepared when its turn comes
             todo.append(i)
             continue
         if run_is_current(run["path"], run["fingerprint"]):
@@ -256,7 +254,10 @@ def train_chunk(
         configure_runtime(threads)
         where_device = str(resolve_device(device))
     for i in tasks:
-        _compute_task(runs[i], spec, head(i), i in resumed, where_device, threads, progress, say)
+        state = _prepare_partial(Path(runs[i]["path"]), runs[i]["fingerprint"], task=True)
+        _compute_task(
+            runs[i], spec, head(i), state == "resumed", where_device, threads, progress, say
+        )
     nets = [i for i in todo if i not in tasks]
     fresh = [i for i in nets if i not in resumed]
     groups = group_for_ensembles([cfgs[i] for i in fresh]) if ensemble else []
@@ -299,13 +300,15 @@ def _provenance(run: Mapping[str, Any], spec: Mapping[str, Any]) -> dict:
     return {"fingerprint": run["fingerprint"], "code_hash": code}
 
 
-def _manifest_field(spec: Mapping[str, Any], run: Mapping[str, Any]) -> str:
-    """The manifest entry of a chunk's run, as errors name it."""
+def _manifest_field(spec: Mapping[str, Any], run: Mapping[str, Any]) -> tuple[str, str]:
+    """The manifest entry of a chunk's run, as errors name it, and the name of its seed field:
+    ``("workflow/analyses/m.yaml: runs.r", "seed")`` or ``(".. sweeps.s", "seeds")``."""
     from spikeloc.pipeline.manifests import ANALYSES_DIR
 
     module, group = spec.get("module"), spec.get("group")
-    entry = f"runs.{run['name']}" if group == SINGLE_RUNS else f"sweeps.{group}"
-    return f"{ANALYSES_DIR}/{module}.yaml: {entry}"
+    single = group == SINGLE_RUNS
+    entry = f"runs.{run['name']}" if single else f"sweeps.{group}"
+    return f"{ANALYSES_DIR}/{module}.yaml: {entry}", "seed" if single else "seeds"
 
 
 def _compute_task(run, spec, head, resumed, device, threads, progress, say) -> None:
@@ -314,9 +317,11 @@ def _compute_task(run, spec, head, resumed, device, threads, progress, say) -> N
         f"{' (resuming what its last attempt left)' if resumed else ''}"
     )
     t0 = time.perf_counter()
+    where, seed_field = _manifest_field(spec, run)
     run_task(
         run,
-        where=_manifest_field(spec, run),
+        where=where,
+        seed_field=seed_field,
         device=device,
         threads=threads,
         progress=progress,

@@ -358,8 +358,13 @@ class Project:
         return self.run_device(chunk.runs[0])
 
     def chunk_resource(self, chunk: sw.Chunk, key: str) -> int:
-        """threads / mem_mb / runtime (minutes: per run times the chunk's runs)."""
-        own = self.modules[chunk.module]["train"].get(key)
+        """threads / mem_mb / runtime (minutes: per run times the chunk's runs): the sweep's
+        own ``train`` block, else the module's, else the config's."""
+        m = self.modules[chunk.module]
+        sweep = m["sweeps"].get(chunk.group, {}).get("train") or {}
+        own = sweep.get(key)
+        if own is None:
+            own = m["train"].get(key)
         value = own if own is not None else self.config["train"][key]
         return value * len(chunk.runs) if key == "runtime" else value
 

@@ -29,7 +29,9 @@ rows make its table, and a run is recomputed exactly when its task, params, seed
 
 It checks ``params`` first and raises :class:`spikeloc.errors.ConfigError` (``field``
 relative to params) for a bad one: the chunk job then stops with one line naming the manifest
-field (``workflow/analyses/m.yaml: runs.r.params.n_hidden: must be > 0``), exit code 2. It may
+field (``workflow/analyses/m.yaml: runs.r.params.n_hidden: must be > 0``), exit code 2. A seed
+the task cannot use is ``ConfigError("seed", "seed", problem)``: the line then names the run's
+``seed`` (or the sweep's ``seeds``). It may
 write any files into ``out_dir`` (the run's ``<run>.partial/`` directory, which survives a kill
 and is handed back to a rerun with the same fingerprint, so the function may checkpoint there
 and resume), and returns the run's metrics: a flat mapping of JSON values, which become
@@ -196,6 +198,7 @@ def run_task(
     run: Mapping[str, Any],
     *,
     where: str,
+    seed_field: str = "seed",
     device: str,
     threads: int | None,
     progress: bool,
@@ -226,6 +229,8 @@ def run_task(
             progress=progress,
         )
     except ConfigError as exc:
+        if exc.source == "seed":  # the run's seed itself, not one of its params
+            raise SpikelocError(f"{where}.{seed_field}: {seed}: {exc.problem}") from None
         raise SpikelocError(f"{where}.params.{exc.field}: {exc.problem}") from None
     wall = time.perf_counter() - t0
     metrics = _json_ready(metrics, task)
