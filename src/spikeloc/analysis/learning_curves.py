@@ -50,23 +50,27 @@ def curve_panels(
     panels: Sequence[tuple[str, str]],
     *,
     chance: float | None = None,
+    references: Sequence[tuple[float, str, str]] = (),
     ylabel: str = "Test accuracy (%)",
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
     """One panel per ``(x column, x label)`` of ``panels`` (log x), test accuracy (%) on y.
 
-    ``groups``: ``{"label", "colour", "runs": [run rows with curve_* lists], "marker"}``; each
+    ``groups``: ``{"label", "colour", "runs": [run rows with curve_* lists], "marker",
+    "columns"}`` (``columns``: this group's name of a panel's column, where it differs); each
     run is a thin line, the mean over runs (point by point: the runs of a group share their
     evaluation schedule) a thick one with markers. A group whose runs lack a panel's column is
-    left out of that panel. ``chance`` (fraction) draws a dotted line."""
+    left out of that panel. ``chance`` (fraction) draws a dotted line, each ``references``
+    entry ``(fraction, label, colour)`` a dashed one."""
     fig = Figure(figsize=figsize or (4.2 * len(panels), 3.4), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for k, (ax, (col, xlabel)) in enumerate(zip(axes, panels, strict=True)):
         for g in groups:
-            runs = [r for r in g["runs"] if f"curve_{col}" in r and r[f"curve_{col}"] is not None]
+            gcol = g.get("columns", {}).get(col, col)
+            runs = [r for r in g["runs"] if r.get(f"curve_{gcol}") is not None]
             if not runs:
                 continue
-            xs = [np.asarray(r[f"curve_{col}"], dtype=float) for r in runs]
+            xs = [np.asarray(r[f"curve_{gcol}"], dtype=float) for r in runs]
             ys = [100 * np.asarray(r["curve_test_accuracy"], dtype=float) for r in runs]
             for x, y in zip(xs, ys, strict=True):
                 ok = x > 0
@@ -77,6 +81,8 @@ def curve_panels(
             ok = mx > 0
             ax.plot(mx[ok], my[ok], color=g["colour"], lw=1.8, marker=g.get("marker", "o"),
                     ms=3, label=f"{g['label']} (n = {len(runs)})")
+        for value, label, colour in references:
+            ax.axhline(100 * value, color=colour, ls="--", lw=1, label=label)
         if chance is not None:
             ax.axhline(100 * chance, color="0.5", ls=":", lw=1, label="chance")
         ax.set_xscale("log")
