@@ -18,14 +18,24 @@ from spikeloc.core.stimuli import make_dataset
 from spikeloc.core.training import seeded_generator
 from spikeloc.errors import ConfigError
 
-TINY = {"generations": 4, "eval_every": 2, "popsize": 6, "batch_size": 16, "n_train": 64,
-        "n_test": 32, "n_hidden": 5}
+TINY = {
+    "generations": 4,
+    "eval_every": 2,
+    "popsize": 6,
+    "batch_size": 16,
+    "n_train": 64,
+    "n_test": 32,
+    "n_hidden": 5,
+}
 
 
 def test_population_pass_equals_each_network_alone():
-    cfg = evolution.task_config(evolution.check_params({"n_hidden": 7}, evolution.CMAES_DEFAULTS), 0)
-    data = make_dataset(24, cfg.stimulus, generator=torch.Generator().manual_seed(1),
-                        dtype=torch.bool)
+    cfg = evolution.task_config(
+        evolution.check_params({"n_hidden": 7}, evolution.CMAES_DEFAULTS), 0
+    )
+    data = make_dataset(
+        24, cfg.stimulus, generator=torch.Generator().manual_seed(1), dtype=torch.bool
+    )
     models = [build_model(cfg, generator=seeded_generator(s, "model")) for s in range(3)]
     W1 = torch.stack([m.W1.detach() for m in models])
     W2 = torch.stack([m.W2.detach() for m in models])
@@ -51,9 +61,13 @@ def test_fitness_values():
 
 @pytest.mark.parametrize(
     "params, field",
-    [({"popsiz": 4}, "popsiz"), ({"method": "diag"}, "method"), ({"sigma0": 0}, "sigma0"),
-     ({"generations": 1.5}, "generations"), ({"stimulus": {"frequency_hz": -1}},
-                                             "stimulus.frequency_hz")],
+    [
+        ({"popsiz": 4}, "popsiz"),
+        ({"method": "diag"}, "method"),
+        ({"sigma0": 0}, "sigma0"),
+        ({"generations": 1.5}, "generations"),
+        ({"stimulus": {"frequency_hz": -1}}, "stimulus.frequency_hz"),
+    ],
 )
 def test_bad_params_name_their_field(params, field):
     with pytest.raises(ConfigError) as err:
@@ -102,8 +116,9 @@ def test_leaderboard_entry_of_a_run(tmp_path):
 
 
 def test_surrogate_curve(tmp_path):
-    m = evolution.train_surrogate({"epochs": 2, "n_train": 64, "n_test": 32, "n_hidden": 5},
-                                  seed=0, out_dir=tmp_path)
+    m = evolution.train_surrogate(
+        {"epochs": 2, "n_train": 64, "n_test": 32, "n_hidden": 5}, seed=0, out_dir=tmp_path
+    )
     assert m["curve_epoch"] == [0, 1, 2] and m["curve_sample_evaluations"] == [0, 64, 128]
     assert m["curve_wall_s"][0] == 0 and m["curve_wall_s"][1] <= m["curve_wall_s"][2]
     assert m["accuracy"] == m["curve_test_accuracy"][-1]

@@ -46,8 +46,9 @@ def test_eligibility_by_hand():
     assert torch.allclose(e, expected, atol=1e-15)
     # two post spikes around one pre spike: post at 0 and 3, pre at 2 ->
     # depression y(1) = kappa-^1 decayed by kappa_e^(4-2), potentiation x(3) = kappa+ at t=3
-    e2 = rstdp.eligibility(_train(T, [[2]]), _train(T, [[0, 3]]), a_plus=1.0, a_minus=0.5,
-                           **RULE)[0, 0, 0]
+    e2 = rstdp.eligibility(_train(T, [[2]]), _train(T, [[0, 3]]), a_plus=1.0, a_minus=0.5, **RULE)[
+        0, 0, 0
+    ]
     by_hand = KP * KE**1 - 0.5 * KM**1 * KE**2
     assert float(e2) == pytest.approx(by_hand, abs=1e-15)
 
@@ -59,8 +60,7 @@ def test_update_by_hand_clips_and_uses_no_autograd():
     W = torch.zeros(2, 1)
     W[1, 0] = -1.99
     mod = torch.tensor([1.0, -0.5], dtype=torch.float64)
-    dW = rstdp.rstdp_update(W, pre, post, mod, lr=0.1, w_max=2.0, a_plus=1.0, a_minus=0.5,
-                            **RULE)
+    dW = rstdp.rstdp_update(W, pre, post, mod, lr=0.1, w_max=2.0, a_plus=1.0, a_minus=0.5, **RULE)
     # only sample 0 has a post spike: dW = lr / B * 1 * e(sample 0)
     expected = 0.1 / 2 * torch.tensor([[KP**2 * KE], [-0.5]], dtype=torch.float64)
     assert torch.allclose(dW, expected, atol=1e-15)
@@ -97,9 +97,14 @@ def test_decide_counts_then_first_spike_then_random():
 
 @pytest.mark.parametrize(
     "params, field",
-    [({"lr_outptu": 0.1}, "lr_outptu"), ({"post": "every"}, "post"), ({"epochs": 0}, "epochs"),
-     ({"a_minus": -1.0}, "a_minus"), ({"n_hidden": 2.5}, "n_hidden"),
-     ({"stimulus": {"phase_ofset": "per_sample"}}, "stimulus.phase_ofset")],
+    [
+        ({"lr_outptu": 0.1}, "lr_outptu"),
+        ({"post": "every"}, "post"),
+        ({"epochs": 0}, "epochs"),
+        ({"a_minus": -1.0}, "a_minus"),
+        ({"n_hidden": 2.5}, "n_hidden"),
+        ({"stimulus": {"phase_ofset": "per_sample"}}, "stimulus.phase_ofset"),
+    ],
 )
 def test_bad_params_name_their_field(params, field):
     with pytest.raises(ConfigError) as err:
@@ -108,16 +113,25 @@ def test_bad_params_name_their_field(params, field):
 
 
 def test_tiny_training_run(tmp_path):
-    params = {"epochs": 1, "n_train": 32, "n_test": 32, "batch_size": 8, "evals_per_epoch": 2,
-              "lr_output": 0.01, "linear_bound": False}
+    params = {
+        "epochs": 1,
+        "n_train": 32,
+        "n_test": 32,
+        "batch_size": 8,
+        "evals_per_epoch": 2,
+        "lr_output": 0.01,
+        "linear_bound": False,
+    }
     m = rstdp.train_rstdp(params, seed=0, out_dir=tmp_path / "a")
     assert m["samples"] == 32 and len(m["curve_test_accuracy"]) == 3
     assert m["curve_samples"] == [0, 16, 32]
     assert m["n_parameters"] == 30 * 12
     w = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)
     run = SimpleNamespace(path=tmp_path / "a", params=params, seed=0, metrics=m)
-    init = rstdp.build_model(rstdp.task_config(rstdp.check_params(params), 0),
-                             generator=rstdp.seeded_generator(0, "model"))
+    init = rstdp.build_model(
+        rstdp.task_config(rstdp.check_params(params), 0),
+        generator=rstdp.seeded_generator(0, "model"),
+    )
     assert torch.equal(w["W1"], init.W1.detach())  # the hidden layer stays fixed
     assert not torch.equal(w["W2"], init.W2.detach())
     again = rstdp.train_rstdp(params, seed=0, out_dir=tmp_path / "b")
@@ -125,8 +139,9 @@ def test_tiny_training_run(tmp_path):
     loc = rstdp.rstdp_localiser({}, run)
     est, spikes = loc.localise(torch.linspace(-1.4, 1.4, 5).numpy(), seed=9001)
     assert est.shape == (5,) and (spikes >= 0).all() and loc.n_parameters == 360
-    both = rstdp.train_rstdp({**params, "learn_hidden": True, "lr_hidden": 0.01}, seed=0,
-                             out_dir=tmp_path / "c")
+    both = rstdp.train_rstdp(
+        {**params, "learn_hidden": True, "lr_hidden": 0.01}, seed=0, out_dir=tmp_path / "c"
+    )
     w_both = torch.load(tmp_path / "c" / "weights.pt", weights_only=True)
     assert not torch.equal(w_both["W1"], init.W1.detach())
     assert both["n_parameters"] == 30 * 12 + 200 * 30

@@ -105,8 +105,16 @@ SURROGATE_DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES = {"method": ("sep", "full"), "fitness": ("cross_entropy", "error")}
-_POSITIVE_INT = {"n_hidden", "popsize", "generations", "batch_size", "eval_every", "n_train",
-                 "n_test", "epochs"}
+_POSITIVE_INT = {
+    "n_hidden",
+    "popsize",
+    "generations",
+    "batch_size",
+    "eval_every",
+    "n_train",
+    "n_test",
+    "epochs",
+}
 _POSITIVE_NUM = {"sigma0", "lr"}
 
 
@@ -163,7 +171,7 @@ def task_config(p: Mapping[str, Any], seed: int, **training: Any) -> RunConfig:
         field = exc.field
         for block in ("model.", "training."):
             if field.startswith(block):
-                field = field[len(block):]
+                field = field[len(block) :]
         raise ConfigError(None, field, exc.problem) from None
 
 
@@ -230,12 +238,16 @@ def test_metrics(readout: torch.Tensor, data: SpikeDataset) -> dict[str, float]:
 
 def _flat_init(cfg: RunConfig, seed: int) -> np.ndarray:
     model = build_model(cfg, generator=seeded_generator(seed, "model"))
-    return torch.cat([model.W1.detach().reshape(-1), model.W2.detach().reshape(-1)]).double().numpy()
+    return (
+        torch.cat([model.W1.detach().reshape(-1), model.W2.detach().reshape(-1)]).double().numpy()
+    )
 
 
 def _unpack(X: np.ndarray, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     m = cfg.model
-    X = torch.as_tensor(np.asarray(X), dtype=torch.float32).reshape(-1, (m.n_inputs + m.n_classes) * m.n_hidden)
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float32).reshape(
+        -1, (m.n_inputs + m.n_classes) * m.n_hidden
+    )
     k = m.n_inputs * m.n_hidden
     return (
         X[:, :k].reshape(-1, m.n_inputs, m.n_hidden),
@@ -361,14 +373,22 @@ def train_cmaes(
                 atomic_write_bytes(
                     ck_path,
                     pickle.dumps(
-                        {"es": es, "rows": rows, "elapsed": elapsed, "generation": gen,
-                         "g_batch": g_batch.get_state()}
+                        {
+                            "es": es,
+                            "rows": rows,
+                            "elapsed": elapsed,
+                            "generation": gen,
+                            "g_batch": g_batch.get_state(),
+                        }
                     ),
                 )
             if progress:
                 r = rows[-1]
-                print(f"generation {gen}/{G}: {r['wall_s']:.1f} s, test accuracy "
-                      f"{r['test_accuracy']:.3f}, best fitness {r['best_fitness']:.3f}", flush=True)
+                print(
+                    f"generation {gen}/{G}: {r['wall_s']:.1f} s, test accuracy "
+                    f"{r['test_accuracy']:.3f}, best fitness {r['best_fitness']:.3f}",
+                    flush=True,
+                )
     W1, W2 = _unpack(es.mean, cfg)
     atomic_torch_save(out_dir / "weights.pt", {"W1": W1[0].clone(), "W2": W2[0].clone()})
     atomic_write_text(out_dir / "curve.csv", _curve_csv(rows))
@@ -452,7 +472,9 @@ def train_surrogate(
             }
         )
     W1, W2 = full.model.effective_weights()
-    atomic_torch_save(out_dir / "weights.pt", {"W1": W1.detach().clone(), "W2": W2.detach().clone()})
+    atomic_torch_save(
+        out_dir / "weights.pt", {"W1": W1.detach().clone(), "W2": W2.detach().clone()}
+    )
     atomic_write_text(out_dir / "curve.csv", _curve_csv(rows))
     last = rows[-1]
     return {
@@ -470,7 +492,9 @@ def train_surrogate(
 # ------------------------------------------------------------------ leaderboard
 
 
-def network_from_run(run: Any, defaults: Mapping[str, Any] = CMAES_DEFAULTS) -> tuple[SNN, RunConfig]:
+def network_from_run(
+    run: Any, defaults: Mapping[str, Any] = CMAES_DEFAULTS
+) -> tuple[SNN, RunConfig]:
     """The trained network of a task run of this module (``run``: a ``TaskRun`` with ``path``,
     ``params`` and ``seed``): an :class:`SNN` of the run's config with its ``weights.pt``."""
     p = check_params(run.params, defaults)

@@ -79,8 +79,15 @@ def curve_panels(
             mx = np.mean([x[:n] for x in xs], axis=0)
             my = np.mean([y[:n] for y in ys], axis=0)
             ok = mx > 0
-            ax.plot(mx[ok], my[ok], color=g["colour"], lw=1.8, marker=g.get("marker", "o"),
-                    ms=3, label=f"{g['label']} (n = {len(runs)})")
+            ax.plot(
+                mx[ok],
+                my[ok],
+                color=g["colour"],
+                lw=1.8,
+                marker=g.get("marker", "o"),
+                ms=3,
+                label=f"{g['label']} (n = {len(runs)})",
+            )
         for value, label, colour in references:
             ax.axhline(100 * value, color=colour, ls="--", lw=1, label=label)
         if chance is not None:

@@ -114,9 +114,19 @@ RSTDP_DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES = {"post": ("winner", "all"), "baseline": ("running", "none")}
-_POSITIVE = {"n_hidden", "epochs", "batch_size", "tau_plus_s", "tau_minus_s",
-             "tau_eligibility_s", "w_max", "evals_per_epoch", "n_train", "n_test",
-             "baseline_samples"}
+_POSITIVE = {
+    "n_hidden",
+    "epochs",
+    "batch_size",
+    "tau_plus_s",
+    "tau_minus_s",
+    "tau_eligibility_s",
+    "w_max",
+    "evals_per_epoch",
+    "n_train",
+    "n_test",
+    "baseline_samples",
+}
 _NON_NEGATIVE = {"lr_output", "lr_hidden", "a_plus", "a_minus"}
 
 
@@ -129,9 +139,7 @@ def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     out = dict(RSTDP_DEFAULTS)
     for key, value in params.items():
         if key not in RSTDP_DEFAULTS:
-            raise ConfigError(
-                None, str(key), f"unknown key (allowed: {', '.join(RSTDP_DEFAULTS)})"
-            )
+            raise ConfigError(None, str(key), f"unknown key (allowed: {', '.join(RSTDP_DEFAULTS)})")
         ref = RSTDP_DEFAULTS[key]
         if key in _CHOICES:
             if value not in _CHOICES[key]:
@@ -167,8 +175,12 @@ def task_config(p: Mapping[str, Any], seed: int) -> RunConfig:
         "device": "cpu",
         "stimulus": dict(p["stimulus"]),
         "model": {"n_hidden": p["n_hidden"], "readout": "spike_count"},
-        "training": {"n_train": p["n_train"], "n_test": p["n_test"], "epochs": p["epochs"],
-                     "batch_size": p["batch_size"]},
+        "training": {
+            "n_train": p["n_train"],
+            "n_test": p["n_test"],
+            "epochs": p["epochs"],
+            "batch_size": p["batch_size"],
+        },
     }
     try:
         return config_from_dict(data, "<params>")
@@ -176,7 +188,7 @@ def task_config(p: Mapping[str, Any], seed: int) -> RunConfig:
         field = exc.field
         for block in ("model.", "training."):
             if field.startswith(block):
-                field = field[len(block):]
+                field = field[len(block) :]
         raise ConfigError(None, field, exc.problem) from None
 
 
@@ -186,7 +198,9 @@ def task_config(p: Mapping[str, Any], seed: int) -> RunConfig:
 def _decay_matrix(T: int, kappa: float, dtype=torch.float64) -> torch.Tensor:
     """``K[t, t'] = kappa^(t - t')`` for ``t' <= t``, else 0: ``x = K @ s`` is the trace."""
     lag = torch.arange(T)[:, None] - torch.arange(T)[None, :]
-    return torch.where(lag >= 0, torch.tensor(kappa, dtype=dtype) ** lag.clamp(min=0).to(dtype), 0.0)
+    return torch.where(
+        lag >= 0, torch.tensor(kappa, dtype=dtype) ** lag.clamp(min=0).to(dtype), 0.0
+    )
 
 
 def trace(spikes: torch.Tensor, tau_s: float, dt_s: float) -> torch.Tensor:
@@ -251,8 +265,15 @@ def rstdp_update(
     place; returns the change (before clipping). ``modulator``: ``r_b - rbar`` per sample."""
     B = pre.shape[0]
     e = eligibility(
-        pre, post, dt_s=dt_s, tau_plus_s=tau_plus_s, tau_minus_s=tau_minus_s,
-        tau_eligibility_s=tau_eligibility_s, a_plus=a_plus, a_minus=a_minus, weights=modulator,
+        pre,
+        post,
+        dt_s=dt_s,
+        tau_plus_s=tau_plus_s,
+        tau_minus_s=tau_minus_s,
+        tau_eligibility_s=tau_eligibility_s,
+        a_plus=a_plus,
+        a_minus=a_minus,
+        weights=modulator,
     )
     dW = (lr / B) * e
     W.add_(dW.to(W.dtype)).clamp_(-w_max, w_max)
@@ -317,8 +338,16 @@ def linear_bound(model: SNN, train_set: SpikeDataset, test_set: SpikeDataset) ->
     from sklearn.preprocessing import StandardScaler
 
     def counts(data: SpikeDataset):
-        return torch.cat([simulate(model, data.spikes[i : i + 512])[0].sum(1)
-                          for i in range(0, len(data), 512)]).double().numpy()
+        return (
+            torch.cat(
+                [
+                    simulate(model, data.spikes[i : i + 512])[0].sum(1)
+                    for i in range(0, len(data), 512)
+                ]
+            )
+            .double()
+            .numpy()
+        )
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     clf.fit(counts(train_set), train_set.labels.numpy())
@@ -366,11 +395,14 @@ def train_rstdp(
     g_shuffle = seeded_generator(seed, "shuffle")
     g_guess = seeded_generator(seed, "dropout")  # the random guesses of silent samples
     dt = cfg.stimulus.dt_s
-    rule = {k: p[k] for k in ("tau_plus_s", "tau_minus_s", "tau_eligibility_s", "a_plus",
-                              "a_minus", "w_max")}
+    rule = {
+        k: p[k]
+        for k in ("tau_plus_s", "tau_minus_s", "tau_eligibility_s", "a_plus", "a_minus", "w_max")
+    }
     n_batches = -(-len(train_set) // p["batch_size"])
-    marks = sorted({round(n_batches * (k + 1) / p["evals_per_epoch"]) for k in
-                    range(p["evals_per_epoch"])})
+    marks = sorted(
+        {round(n_batches * (k + 1) / p["evals_per_epoch"]) for k in range(p["evals_per_epoch"])}
+    )
     simulate(model, train_set.spikes[:2])  # warm-up (kernel compilation) outside the clock
     bound = linear_bound(model, train_set, test_set) if p["linear_bound"] else None
     rbar, elapsed, seen = 0.0, 0.0, 0
@@ -379,17 +411,19 @@ def train_rstdp(
 
     def record(epoch: float) -> None:
         m = evaluate(model, test_set, seed)
-        rows.append({
-            "epoch": epoch,
-            "samples": seen,
-            "wall_s": elapsed,
-            "test_accuracy": m["accuracy"],
-            "test_mae_deg": m["mae_deg"],
-            "train_accuracy": window[0] / window[1] if window[1] else None,
-            "reward_baseline": rbar,
-            "spikes_per_sample": m["spikes_per_sample"],
-            "test_silent_fraction": m["silent_fraction"],
-        })
+        rows.append(
+            {
+                "epoch": epoch,
+                "samples": seen,
+                "wall_s": elapsed,
+                "test_accuracy": m["accuracy"],
+                "test_mae_deg": m["mae_deg"],
+                "train_accuracy": window[0] / window[1] if window[1] else None,
+                "reward_baseline": rbar,
+                "spikes_per_sample": m["spikes_per_sample"],
+                "test_silent_fraction": m["silent_fraction"],
+            }
+        )
         window[0] = window[1] = 0
 
     record(0.0)
@@ -405,7 +439,10 @@ def train_rstdp(
             modulator = r - rbar if p["baseline"] == "running" else r
             post = out
             if p["post"] == "winner":
-                post = out * torch.nn.functional.one_hot(choice, out.shape[2]).to(out.dtype)[:, None, :]
+                post = (
+                    out
+                    * torch.nn.functional.one_hot(choice, out.shape[2]).to(out.dtype)[:, None, :]
+                )
             rstdp_update(model.W2, hid, post, modulator, lr=p["lr_output"], dt_s=dt, **rule)
             if p["learn_hidden"]:
                 rstdp_update(model.W1, x, hid, modulator, lr=p["lr_hidden"], dt_s=dt, **rule)
@@ -418,8 +455,11 @@ def train_rstdp(
             if k in marks:
                 record(epoch + k / n_batches)
                 if progress:
-                    print(f"epoch {epoch + k / n_batches:.2f}: test accuracy "
-                          f"{rows[-1]['test_accuracy']:.3f}, {elapsed:.1f} s", flush=True)
+                    print(
+                        f"epoch {epoch + k / n_batches:.2f}: test accuracy "
+                        f"{rows[-1]['test_accuracy']:.3f}, {elapsed:.1f} s",
+                        flush=True,
+                    )
     atomic_torch_save(out_dir / "weights.pt", {"W1": model.W1.clone(), "W2": model.W2.clone()})
     atomic_write_text(out_dir / "curve.csv", _curve_csv(rows))
     last = rows[-1]
@@ -456,8 +496,9 @@ class _RSTDPLocaliser:
         from spikeloc.core.stimuli import generate_spikes
 
         gen = torch.Generator().manual_seed(int(seed))
-        x = generate_spikes(torch.as_tensor(ipds_rad, dtype=torch.float64), self.cfg.stimulus,
-                            generator=gen)
+        x = generate_spikes(
+            torch.as_tensor(ipds_rad, dtype=torch.float64), self.cfg.stimulus, generator=gen
+        )
         hid, out = simulate(self.model, x)
         choice = decide(out, gen)
         est = continuise(choice, self.cfg.stimulus.n_classes)
@@ -478,7 +519,9 @@ def rstdp_localiser(options: dict, run: Any) -> _RSTDPLocaliser:
         model.W2.copy_(w["W2"])
     model.eval()
     metrics = dict(run.metrics)
-    return _RSTDPLocaliser(model, cfg, int(metrics.get("n_parameters", 0)),
-                           float(metrics.get("train_wall_s", math.nan)))
-
-
+    return _RSTDPLocaliser(
+        model,
+        cfg,
+        int(metrics.get("n_parameters", 0)),
+        float(metrics.get("train_wall_s", math.nan)),
+    )
