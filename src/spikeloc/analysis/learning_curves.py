@@ -62,7 +62,7 @@ def curve_panels(
     evaluation schedule) a thick one with markers. A group whose runs lack a panel's column is
     left out of that panel. ``chance`` (fraction) draws a dotted line, each ``references``
     entry ``(fraction, label, colour)`` a dashed one."""
-    fig = Figure(figsize=figsize or (4.2 * len(panels), 3.4), dpi=100, layout="constrained")
+    fig = Figure(figsize=figsize or (4.2 * len(panels), 4.0), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for k, (ax, (col, xlabel)) in enumerate(zip(axes, panels, strict=True)):
         for g in groups:
@@ -99,5 +99,7 @@ def curve_panels(
         ax.spines["right"].set_visible(False)
         ax.set_title(f"({chr(ord('a') + k)})", loc="left", fontsize=10, fontweight="bold")
         ax.tick_params(labelsize=8)
-    axes[0].legend(fontsize=7, frameon=False, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)),
+               fontsize=8, frameon=False)
     return fig
