@@ -99,6 +99,9 @@ SURROGATE_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "lr": 0.01,
     "batch_size": 64,
+    # epochs after which the test accuracy is measured (besides 0 and the last): each is a
+    # retraining of the run for that many epochs
+    "curve_epochs": [1, 2, 3, 5],
     "n_train": 4096,
     "n_test": 2048,
     "stimulus": TASK_STIMULUS,
@@ -147,6 +150,11 @@ def check_params(params: Mapping[str, Any] | None, defaults: Mapping[str, Any]) 
             value = float(value)
         elif isinstance(ref, Mapping) and not isinstance(value, Mapping):
             raise ConfigError(None, key, f"must be a mapping, got {type(value).__name__}")
+        elif isinstance(ref, list) and (
+            not isinstance(value, list)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
+            raise ConfigError(None, key, f"must be a list of positive integers, got {value!r}")
         if key in _POSITIVE_INT | _POSITIVE_NUM and value <= 0:
             raise ConfigError(None, key, f"must be > 0, got {value!r}")
         out[key] = value
@@ -439,8 +447,9 @@ def train_surrogate(
     full = train(cfg, progress=progress, datasets=data)
     wall = np.cumsum([0.0] + [h["seconds"] for h in full.history])
     rows = []
-    for epoch in range(0, cfg.training.epochs + 1):
-        if epoch == cfg.training.epochs:
+    E = cfg.training.epochs
+    for epoch in sorted({0, E} | {e for e in p["curve_epochs"] if e < E}):
+        if epoch == E:
             model = full.model
         else:
             # the same run for fewer epochs: deterministic, so its weights are the full run's

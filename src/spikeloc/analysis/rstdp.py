@@ -106,7 +106,7 @@ RSTDP_DEFAULTS: dict[str, Any] = {
     "tau_minus_s": 0.02,
     "tau_eligibility_s": 0.1,
     "w_max": 2.0,
-    "evals_per_epoch": 4,
+    "evals_per_epoch": 2,
     "linear_bound": True,
     "n_train": 4096,
     "n_test": 2048,
