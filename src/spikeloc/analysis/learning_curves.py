@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 __all__ = ["accuracy_at_budget", "time_to_accuracy", "curve_panels", "curve_points"]
 
@@ -93,6 +94,7 @@ def curve_panels(
         if chance is not None:
             ax.axhline(100 * chance, color="0.5", ls=":", lw=1, label="chance")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.spines["top"].set_visible(False)
