@@ -198,6 +198,8 @@ def build(
     modules_out: str | Path = "results/paper/paper_modules.json",
     variables: str | Path = "results/paper/variables.json",
     claims: str | Path = "results/paper/claims.json",
+    leaderboard: str | Path | None = None,
+    leaderboard_figure: str | Path | None = None,
     authorship_dir: str | Path = "results/authorship",
     analyses_dir: str | Path = "workflow/analyses",
     figures_dir: str | Path = "figures/paper",
@@ -209,13 +211,16 @@ def build(
     """Write ``modules_out`` and compile ``main_file`` into ``out``; returns ``out``.
 
     ``label`` names the configuration the results come from (printed in the build stamp).
+    ``leaderboard`` (``spikeloc leaderboard --out``) and ``leaderboard_figure`` (its PDF) give
+    the paper its leaderboard section; without them the section is left out.
     """
     import typst
 
     root = Path(root).resolve()
     check_sources(root / Path(main_file).parent)
-    for what, p in (("variables", variables), ("claims", claims)):
-        if not (root / p).is_file():  # (root / p is p itself when p is absolute)
+    optional = (("leaderboard", leaderboard), ("leaderboard figure", leaderboard_figure))
+    for what, p in (("variables", variables), ("claims", claims), *optional):
+        if p is not None and not (root / p).is_file():  # (root / p is p itself when p is absolute)
             raise PaperError(f"{p}: ({what}): no such file; run `snakemake {p}` first")
     atomic_write_json(
         root / modules_out, modules_data(analyses_dir, figures_dir=figures_dir, root=root)
@@ -234,6 +239,8 @@ def build(
         "modules": rooted(modules_out),
         "variables": rooted(variables),
         "claims": rooted(claims),
+        "leaderboard": rooted(leaderboard) if leaderboard is not None else "",
+        "leaderboard-figure": rooted(leaderboard_figure) if leaderboard_figure is not None else "",
         "authorship": rooted(authorship_dir),
         "commit": commit,
         "dirty": "true" if dirty else "false",
@@ -275,6 +282,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--variables", type=Path, default=Path("results/paper/variables.json"))
     b.add_argument("--claims", type=Path, default=Path("results/paper/claims.json"))
     b.add_argument("--authorship", type=Path, default=Path("results/authorship"))
+    b.add_argument(
+        "--leaderboard", type=Path, help="leaderboard table (spikeloc leaderboard --out)"
+    )
+    b.add_argument("--leaderboard-figure", type=Path, help="its figure (leaderboard.pdf)")
     b.add_argument("--analyses", type=Path, default=Path("workflow/analyses"))
     b.add_argument("--figures-dir", type=Path, default=Path("figures/paper"))
     mode = b.add_mutually_exclusive_group()
@@ -318,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             modules_out=args.modules_out,
             variables=args.variables,
             claims=args.claims,
+            leaderboard=args.leaderboard,
+            leaderboard_figure=args.leaderboard_figure,
             authorship_dir=args.authorship,
             analyses_dir=args.analyses,
             figures_dir=args.figures_dir,
