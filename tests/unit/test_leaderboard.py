@@ -218,7 +218,11 @@ def test_figure_numbers_points_by_rank(tmp_path):
     a, b = fig.axes[:2]
     assert [t.get_text() for t in a.texts if t.get_text().isdigit()] == ["1", "2"]
     assert a.get_xscale() == "symlog" and b.get_xlabel() == "trainable parameters"
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["1 n.a", "2 m.b"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "1 n.a",
+        "2 m.b",
+        "always answering 0 deg (45 deg)",
+    ]
     # the command writes pdf, png and the sidecar from a table
     table = tmp_path / "lb.json"
     table.write_text(__import__("json").dumps({"rows": rows}))

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullLocator
 
 __all__ = ["ranked", "error_vs_cost"]
 
@@ -33,6 +35,10 @@ def _symlog_x(ax: Axes, values: np.ndarray) -> None:
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
     top = max(10.0, float(positive.max()) * 3 if positive.size else 10.0)
     ax.set_xlim(-0.3, top)
+    decades = [0.0] + [10.0**k for k in range(0, int(np.log10(top)) + 1)]
+    ax.xaxis.set_major_locator(FixedLocator(decades))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{d:g}" if d < 1e4 else f"$10^{{{int(np.log10(d))}}}$" for d in decades])
 
 
 def error_vs_cost(rows: Sequence[dict[str, Any]], *, chance_deg: float | None = 45.0) -> Figure:
@@ -60,11 +66,18 @@ def error_vs_cost(rows: Sequence[dict[str, Any]], *, chance_deg: float | None = 
     colour = {m: palette[i] for i, m in enumerate(modules)}
     for letter, ax, (key, label) in zip("ab", axes, COSTS, strict=True):
         x = np.array([float(r[key]) for r in top])
+        seen: dict[float, int] = {}
         for i, r in enumerate(top):
             c = colour[r.get("module", r["entry"].split(".")[0])]
             ax.errorbar(x[i], mae[i], yerr=sd[i], fmt="o", color=c, ms=5, capsize=2, lw=1)
+            # entries at the same cost: labels alternate above and below right of their points
+            k = seen[x[i]] = seen.get(x[i], -1) + 1
             ax.annotate(
-                str(i + 1), (x[i], mae[i]), xytext=(4, 3), textcoords="offset points", fontsize=8
+                str(i + 1),
+                (x[i], mae[i]),
+                xytext=(4, 3 if k % 2 == 0 else -9),
+                textcoords="offset points",
+                fontsize=8,
             )
         _symlog_x(ax, x)
         ax.set_xlabel(label)
@@ -74,23 +87,18 @@ def error_vs_cost(rows: Sequence[dict[str, Any]], *, chance_deg: float | None = 
         ax.set_title(letter, loc="left", fontweight="bold")
     axes[0].set_ylabel("mean absolute error (deg)")
     axes[0].set_ylim(0, max(float((mae + sd).max()) * 1.1, (chance_deg or 0) * 1.1))
-    if chance_deg is not None:
-        axes[0].text(
-            axes[0].get_xlim()[1],
-            chance_deg,
-            "always 0 deg",
-            ha="right",
-            va="bottom",
-            fontsize=7,
-            color="0.4",
+    handles = [
+        Line2D(
+            [], [], ls="", marker="o", ms=5, color=colour[r.get("module", r["entry"].split(".")[0])]
         )
-    if len(top) <= 12:
-        handles = [
-            axes[-1].plot(
-                [], [], "o", color=colour[r.get("module", r["entry"].split(".")[0])], ms=5
-            )[0]
-            for r in top
-        ]
-        names = [f"{i + 1} {r['entry']}" for i, r in enumerate(top)]
+        for r in top
+    ]
+    names = [f"{i + 1} {r['entry']}" for i, r in enumerate(top)]
+    if len(top) > 12:  # the ranks then refer to the table alone
+        handles, names = [], []
+    if chance_deg is not None:
+        handles.append(Line2D([], [], color="0.5", ls="--", lw=0.8))
+        names.append(f"always answering 0 deg ({chance_deg:g} deg)")
+    if handles:
         fig.legend(handles, names, loc="outside right center", fontsize=7, frameon=False)
     return fig

@@ -158,21 +158,30 @@ def members(entry: Entry, scale: str, *, root: str | Path = ".") -> list[str]:
     return [r.path for r in m.sweeps[scale][entry.sweep] if _matches(r.swept, entry.point or {})]
 
 
+def _load(path: Path):
+    """What a factory receives for one run: ``(model, run_config, metrics)`` of a network run,
+    or the :class:`~spikeloc.pipeline.results.TaskRun` of a task run (no ``model.pt``)."""
+    from spikeloc.pipeline import results
+
+    if (path / "model.pt").is_file():
+        return results.load_run(path)[:3]
+    return results.load_task_run(path)
+
+
 def evaluate_entry(entry: Entry, scale: str, *, root: str | Path = ".") -> dict[str, Any]:
     """One row: the entry's metrics under the scale's protocol (or why it has none yet)."""
-    from spikeloc.pipeline.results import load_run
-
     row = {"entry": entry.id, "module": entry.module, "title": entry.title}
     paths = [Path(root) / p for p in members(entry, scale, root=root)]
     if (entry.run is not None or entry.sweep is not None) and not paths:
         return {**row, "status": f"not at {scale} scale: the point is not in sweep {entry.sweep}"}
     for path in paths:
-        if not (path / "model.pt").is_file():
-            return {**row, "status": f"not trained: snakemake {path}/model.pt"}
+        if not (path / "model.pt").is_file() and not (path / "metrics.json").is_file():
+            what = "model.pt" if entry.localiser == "trained_run" else "metrics.json"
+            return {**row, "status": f"not trained: snakemake {path}/{what}"}
     protocol = lb.PROTOCOLS[scale]
     t0 = time.perf_counter()
     results = []
-    for run in [load_run(p)[:3] for p in paths] or [None]:
+    for run in [_load(p) for p in paths] or [None]:
         results.append(lb.evaluate(_factory(entry)(entry.options, run), protocol))
     result = lb.combine(results)
     return {**row, "status": "ok", **result, "evaluation_wall_s": time.perf_counter() - t0}
