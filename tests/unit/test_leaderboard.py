@@ -230,3 +230,16 @@ def test_figure_numbers_points_by_rank(tmp_path):
     assert {f.suffix for f in tmp_path.glob("leaderboard.*")} == {".pdf", ".png", ".json"}
     (tmp_path / "bad.json").write_text("[]")
     assert reg.main(["figure", "--table", str(tmp_path / "bad.json"), "--out-dir", "x"]) == 2
+
+
+def test_non_finite_costs_become_null_and_print_as_a_dash(monkeypatch):
+    class _Untimed(_Fixed):
+        training_time_s = float("nan")
+
+    monkeypatch.setattr(reg, "_factory", lambda entry: lambda options, run: _Untimed(0.0))
+    entry = reg.Entry("m", "x", "X", "pkg.mod:f", None, {}, "m.yaml")
+    row = reg.evaluate_entry(entry, "quick")
+    assert row["status"] == "ok" and row["training_time_s"] is None
+    line = reg.format_table([row], "p").splitlines()[3]
+    assert line.split()[:3] == ["1", "m.x", "0.0"] and " - " in line
+    __import__("json").dumps(row, allow_nan=False)  # strict JSON

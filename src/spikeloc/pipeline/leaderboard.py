@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,8 +184,21 @@ def evaluate_entry(entry: Entry, scale: str, *, root: str | Path = ".") -> dict[
     results = []
     for run in [_load(p) for p in paths] or [None]:
         results.append(lb.evaluate(_factory(entry)(entry.options, run), protocol))
-    result = lb.combine(results)
+    result = _finite(lb.combine(results))
+    if result["mae_deg"] is None:
+        return {**row, "status": "evaluated, but its estimates give no finite error"}
     return {**row, "status": "ok", **result, "evaluation_wall_s": time.perf_counter() - t0}
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None (strict JSON, which Typst reads)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def rank(rows: list[dict]) -> list[dict]:
@@ -195,6 +209,10 @@ def rank(rows: list[dict]) -> list[dict]:
     ]
 
 
+def _num(x: float | None, width: int = 8) -> str:
+    return f"{'-':>{width}}" if x is None else f"{x:>{width}.1f}"
+
+
 def format_table(rows: list[dict], protocol: str) -> str:
     ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["mae_deg"])
     head = f"{'#':>2}  {'entry':<38} {'MAE (deg)':>12} {'acc (%)':>8} {'params':>7} {'spikes':>8} {'train (s)':>9}  stimulus"
@@ -202,8 +220,8 @@ def format_table(rows: list[dict], protocol: str) -> str:
     for i, r in enumerate(ok, 1):
         lines.append(
             f"{i:>2}  {r['entry']:<38} {r['mae_deg']:>6.1f} ± {r['mae_sd_deg']:<4.1f}"
-            f"{r['accuracy_pct']:>8.1f} {r['n_parameters']:>7d} {r['spikes_per_decision']:>8.1f}"
-            f" {r['training_time_s']:>9.1f}  {r['stimulus']}"
+            f"{r['accuracy_pct']:>8.1f} {r['n_parameters']:>7d} {_num(r['spikes_per_decision'])}"
+            f" {_num(r['training_time_s'], 9)}  {r['stimulus']}"
         )
     for r in rows:
         if r["status"] != "ok":
