@@ -251,3 +251,16 @@ def test_leaderboard_section_with_no_entry_evaluated(site):
         build(site, "paper/build/lb-empty.pdf", leaderboard="results/paper/leaderboard.json")
     )
     assert "0 of 1" in text and "Untrained" in text
+
+
+def test_leaderboard_section_in_the_html_edition(site):
+    _leaderboard_table(site, [_row("m_a.better", "Better localiser", 5.0)])
+    out = build(
+        site,
+        "paper/build/leaderboard.html",
+        leaderboard="results/paper/leaderboard.json",
+        leaderboard_figure="figures/paper/leaderboard.png",
+    )
+    html = out.read_text()
+    assert "Better localiser" in html and 'id="tab-leaderboard"' in html
+    assert 'id="fig-leaderboard"' in html and "<img" in html.split('id="fig-leaderboard"')[1][:400]

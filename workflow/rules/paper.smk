@@ -42,8 +42,8 @@ rule claims:
         " --analyses workflow/analyses --out {output} > {log} 2>&1"
 
 
-# The PDF. Reads the numbers, the claims, the figures (by id), the leaderboard and the author data; a missing
-# variable fails the build naming its key (unless paper.strict is false).
+# The PDF. Reads the numbers, the claims, the figures (by id), the leaderboard and the author
+# data; a missing variable fails the build naming its key (unless paper.strict is false).
 rule typeset:
     input:
         sources=PAPER_SOURCES,
@@ -71,6 +71,43 @@ rule typeset:
     localrule: True
     shell:
         "python -m spikeloc.pipeline.paper build --out {output.pdf} --modules-out {output.modules}"
+        " --variables {input.variables} --claims {input.claims} {params.strict}"
+        " --leaderboard {input.leaderboard} --leaderboard-figure {input.leaderboard_figure}"
+        f" --figures-dir {PROJECT.figures_dir}"
+        " --timestamp '{params.timestamp}'"
+        " --label {params.label:q} > {log} 2>&1"
+
+
+# The HTML edition: the same source compiled by Typst's HTML export into one self-contained
+# file (figures embedded as PNG, maths as MathML, working cross-references), beside the PDF.
+rule typeset_html:
+    input:
+        sources=PAPER_SOURCES,
+        variables=f"{RESULTS}/variables.json",
+        claims=f"{RESULTS}/claims.json",
+        figures=paper_figures(("png",)),
+        authorship=AUTHORSHIP_FILES,
+        leaderboard=f"{RESULTS}/leaderboard.json",
+        leaderboard_figure=f"{PROJECT.figures_dir}/leaderboard.png",
+        manifests=[MODULES[m].source for m in sorted(MODULES)],
+        code="src/spikeloc/pipeline/paper.py",
+    output:
+        html=PROJECT.paper_html,
+        modules=f"{RESULTS}/paper_modules.html.json",
+    params:
+        timestamp=CFG["paper"]["timestamp"] if CFG["paper"]["timestamp"] is not None else "",
+        strict="--strict" if CFG["paper"]["strict"] else "--draft",
+        label=PROJECT.config_source,
+    conda:
+        CONDA_ENV
+    message:
+        "typesetting the HTML edition {output.html}"
+    log:
+        f"{LOGS}/typeset/paper_html.log",
+    localrule: True
+    shell:
+        "python -m spikeloc.pipeline.paper build --target html --out {output.html}"
+        " --modules-out {output.modules}"
         " --variables {input.variables} --claims {input.claims} {params.strict}"
         " --leaderboard {input.leaderboard} --leaderboard-figure {input.leaderboard_figure}"
         f" --figures-dir {PROJECT.figures_dir}"

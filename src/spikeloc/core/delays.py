@@ -92,8 +92,14 @@ class DelayLayer(nn.Module):
     """One learnable delay per (ear, channel); ``fix_first`` (published: True) learns only
     the second ear's. Input (batch, 2, C, T) -> delayed (batch, 2, C, T)."""
 
-    def __init__(self, n_channels: int, max_delay: int = 20, *, fix_first: bool = True,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        n_channels: int,
+        max_delay: int = 20,
+        *,
+        fix_first: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         self.max_delay = int(max_delay)
         self.fix_first = fix_first
@@ -136,8 +142,15 @@ class DDLNetwork(nn.Module):
     """2 inputs per class -> DDL -> per-input leaky integration -> 36 coincidence outputs
     (weights fixed at 1, no bias) -> log-probabilities."""
 
-    def __init__(self, n_classes: int = 36, max_delay: int = 20, *, fix_first: bool = True,
-                 synapse: str = "subtractive", generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        n_classes: int = 36,
+        max_delay: int = 20,
+        *,
+        fix_first: bool = True,
+        synapse: str = "subtractive",
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         coincidence_output(torch.zeros(1, 2, 1, 1), synapse)  # validate
         self.ddl = DelayLayer(n_classes, max_delay, fix_first=fix_first, generator=generator)
@@ -163,7 +176,9 @@ def _dcls():
     try:
         from DCLS.construct.modules import Dcls1d
     except ImportError as exc:  # pragma: no cover - the pin is in pyproject
-        raise ImportError("the DCLS synapse needs the dcls package (pip install dcls==0.1.1)") from exc
+        raise ImportError(
+            "the DCLS synapse needs the dcls package (pip install dcls==0.1.1)"
+        ) from exc
     return Dcls1d
 
 
@@ -180,8 +195,9 @@ class DCLSSynapse(nn.Module):
     def __init__(self, n_in: int, n_out: int, taps: int, *, init: str = "kaiming") -> None:
         super().__init__()
         self.taps = int(taps)
-        self.conv = _dcls()(n_in, n_out, kernel_count=1, dilated_kernel_size=self.taps,
-                            bias=False, version="gauss")
+        self.conv = _dcls()(
+            n_in, n_out, kernel_count=1, dilated_kernel_size=self.taps, bias=False, version="gauss"
+        )
         if init == "kaiming":  # the notebook: kaiming_uniform_(nonlinearity='relu')
             nn.init.kaiming_uniform_(self.conv.weight, nonlinearity="relu")
         self.conv.SIG.requires_grad_(False)
@@ -235,9 +251,18 @@ class DCLSNetwork(nn.Module):
     """n_in -> DCLS -> LIF (fused engine) -> DCLS -> leaky integrator; the readout is
     ``0.01 * sum_t`` of the integrator over the first ``n_steps`` steps."""
 
-    def __init__(self, n_in: int = 200, n_hidden: int = 30, n_out: int = 12, taps: int = 31,
-                 *, tau_s: float = 5e-3, dt_s: float = 1e-3, beta: float = 5.0,
-                 n_steps: int = 99) -> None:
+    def __init__(
+        self,
+        n_in: int = 200,
+        n_hidden: int = 30,
+        n_out: int = 12,
+        taps: int = 31,
+        *,
+        tau_s: float = 5e-3,
+        dt_s: float = 1e-3,
+        beta: float = 5.0,
+        n_steps: int = 99,
+    ) -> None:
         super().__init__()
         self.w1 = DCLSSynapse(n_in, n_hidden, taps)
         self.w2 = DCLSSynapse(n_hidden, n_out, taps)

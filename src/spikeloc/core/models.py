@@ -74,9 +74,7 @@ def dale_signs(
     return signs
 
 
-def dendrite_kernels(
-    cfg: DendriteConfig, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def dendrite_kernels(cfg: DendriteConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """Filter-and-fire PSP kernels, one per segment index, (segments, length), peak 1.
 
     Per segment ``tau_rise ~ U[tau_rise_min, tau_rise_max]`` and ``tau_decay ~ U[tau_decay_min,

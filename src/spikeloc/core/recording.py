@@ -96,8 +96,12 @@ class SpikeRecorder:
         if int(state["n_hidden"]) < 0:
             return
         self.n_hidden = int(state["n_hidden"])
-        for key, dest in (("bits", self._bits), ("labels", self._labels), ("ipd", self._ipd),
-                          ("epoch", self._epoch)):
+        for key, dest in (
+            ("bits", self._bits),
+            ("labels", self._labels),
+            ("ipd", self._ipd),
+            ("epoch", self._epoch),
+        ):
             dest.append(state[key].numpy())
 
     def save(self, path: str | Path) -> Path:
@@ -107,7 +111,11 @@ class SpikeRecorder:
         r = self.recording()
         buf = io.BytesIO()
         np.savez_compressed(
-            buf, bits=r.bits, labels=r.labels, ipd=r.ipd, epoch=r.epoch,
+            buf,
+            bits=r.bits,
+            labels=r.labels,
+            ipd=r.ipd,
+            epoch=r.epoch,
             n_hidden=np.int64(r.n_hidden),
         )
         return atomic_write_bytes(path, buf.getvalue())
@@ -126,6 +134,9 @@ def load_recording(path: str | Path) -> SpikeRecording:
         )
     with np.load(path) as z:
         return SpikeRecording(
-            bits=z["bits"], labels=z["labels"], ipd=z["ipd"], epoch=z["epoch"],
+            bits=z["bits"],
+            labels=z["labels"],
+            ipd=z["ipd"],
+            epoch=z["epoch"],
             n_hidden=int(z["n_hidden"]),
         )

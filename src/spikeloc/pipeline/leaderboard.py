@@ -18,6 +18,9 @@ A newcomer enters a localiser with a few lines in *their own* manifest, e.g.::
         sweep: my_sweep
         point: {model.dendrites.segments: 3}   # swept key -> value; must pick one point
 
+A factory's ``run`` is ``(model, run_config, metrics)`` for a network run, the
+:class:`spikeloc.pipeline.tasks.TaskRun` for a task run, and None without ``run``.
+
 Nothing shared is edited; the schema (``workflow/schemas/manifest.schema.json``) checks the
 fields and :func:`entries` checks that the run (or sweep point) exists and the factory
 imports. ``python -m spikeloc.pipeline.leaderboard figure`` draws the paper's figure from the
@@ -39,6 +42,7 @@ from spikeloc.analysis import leaderboard as lb
 from spikeloc.errors import SpikelocError
 from spikeloc.io import atomic_write_json
 from spikeloc.pipeline.manifests import ANALYSES_DIR, load_manifests
+from spikeloc.pipeline.tasks import TASK_RUN_FILES, load_task_run
 
 __all__ = [
     "Entry",
@@ -147,42 +151,52 @@ def _check_point(m, where: str, sweep: str, point: dict) -> None:
         )
 
 
-def members(entry: Entry, scale: str, *, root: str | Path = ".") -> list[str]:
-    """The run directories an entry evaluates at ``scale`` (several: the seeds of a point)."""
+def members(entry: Entry, scale: str, *, root: str | Path = "."):
+    """The run specs an entry evaluates at ``scale`` (several: the seeds of a sweep point)."""
     from spikeloc.pipeline.manifests import load_manifest
 
     if entry.run is None and entry.sweep is None:
         return []
     m = load_manifest(entry.module, root=root)
     if entry.run is not None:
-        return [m.runs[scale][entry.run].path]
-    return [r.path for r in m.sweeps[scale][entry.sweep] if _matches(r.swept, entry.point or {})]
+        return [m.runs[scale][entry.run]]
+    return [r for r in m.sweeps[scale][entry.sweep] if _matches(r.swept, entry.point or {})]
 
 
-def _load(path: Path):
-    """What a factory receives for one run: ``(model, run_config, metrics)`` of a network run,
-    or the :class:`~spikeloc.pipeline.results.TaskRun` of a task run (no ``model.pt``)."""
-    from spikeloc.pipeline import results
+def _missing(entry: Entry, spec, root: Path) -> str | None:
+    """Why a run cannot be evaluated yet (None: it is finished)."""
+    path = root / spec.path
+    if spec.task is not None:
+        if not all((path / f).is_file() for f in TASK_RUN_FILES):
+            return f"not computed: snakemake analyse_{entry.module}"
+        return None
+    return None if (path / "model.pt").is_file() else f"not trained: snakemake {path}/model.pt"
 
-    if (path / "model.pt").is_file():
-        return results.load_run(path)[:3]
-    return results.load_task_run(path)
+
+def _load(spec, root: Path):
+    """What a factory receives for one run: ``(model, run_config, metrics)`` of a network
+    run, the :class:`~spikeloc.pipeline.tasks.TaskRun` of a task run."""
+    from spikeloc.pipeline.results import load_run
+
+    path = root / spec.path
+    return load_task_run(path) if spec.task is not None else load_run(path)[:3]
 
 
 def evaluate_entry(entry: Entry, scale: str, *, root: str | Path = ".") -> dict[str, Any]:
     """One row: the entry's metrics under the scale's protocol (or why it has none yet)."""
     row = {"entry": entry.id, "module": entry.module, "title": entry.title}
-    paths = [Path(root) / p for p in members(entry, scale, root=root)]
-    if (entry.run is not None or entry.sweep is not None) and not paths:
+    root = Path(root)
+    specs = members(entry, scale, root=root)
+    if (entry.run is not None or entry.sweep is not None) and not specs:
         return {**row, "status": f"not at {scale} scale: the point is not in sweep {entry.sweep}"}
-    for path in paths:
-        if not (path / "model.pt").is_file() and not (path / "metrics.json").is_file():
-            what = "model.pt" if entry.localiser == "trained_run" else "metrics.json"
-            return {**row, "status": f"not trained: snakemake {path}/{what}"}
+    for spec in specs:
+        why = _missing(entry, spec, root)
+        if why is not None:
+            return {**row, "status": why}
     protocol = lb.PROTOCOLS[scale]
     t0 = time.perf_counter()
     results = []
-    for run in [_load(p) for p in paths] or [None]:
+    for run in [_load(spec, root) for spec in specs] or [None]:
         results.append(lb.evaluate(_factory(entry)(entry.options, run), protocol))
     result = _finite(lb.combine(results))
     if result["mae_deg"] is None:

@@ -1,4 +1,5 @@
-"""Typesetting the paper: ``paper/main.typ`` + generated data -> ``paper/build/<scale>/paper.pdf``.
+"""Typesetting the paper: ``paper/main.typ`` + generated data -> ``paper/build/<scale>/paper.pdf``
+and its HTML edition ``paper.html`` (the same source compiled by Typst's HTML export).
 
 The paper is an output of the workflow (rule ``typeset``), one per scale::
 
@@ -48,6 +49,8 @@ __all__ = [
 
 #: Marker printed for a missing number in draft (non-strict) builds; tests look for it.
 MISSING_MARKER = "MISSING NUMBER"
+#: What the paper is compiled to: the PDF, and the HTML edition of the same source.
+TARGETS = ("pdf", "html")
 
 
 class PaperError(SpikelocError):
@@ -133,6 +136,8 @@ def modules_data(
                 "caption": f["caption"],
                 "in_paper": bool(f.get("in_paper", True)),
                 "path": f"/{Path(figures_dir).as_posix()}/{f['id']}.pdf",
+                # the HTML edition shows the PNG the notebook wrote beside the PDF
+                "png": f"/{Path(figures_dir).as_posix()}/{f['id']}.png",
                 "width": _figure_width(f["id"], root / figures_dir),
             }
             for f in m.get("figures") or []
@@ -207,15 +212,22 @@ def build(
     strict: bool = True,
     timestamp: int | None = None,
     label: str = "",
+    target: str | None = None,
 ) -> Path:
     """Write ``modules_out`` and compile ``main_file`` into ``out``; returns ``out``.
 
     ``label`` names the configuration the results come from (printed in the build stamp).
-    ``leaderboard`` (``spikeloc leaderboard --out``) and ``leaderboard_figure`` (its PDF) give
-    the paper its leaderboard section; without them the section is left out.
+    ``leaderboard`` (``spikeloc leaderboard --out``) and ``leaderboard_figure`` (its PDF, or
+    its PNG for the HTML edition) give the paper its leaderboard section; without them the
+    section is left out.
+    ``target``: ``pdf`` or ``html`` (the HTML edition: one self-contained file, figures
+    embedded as PNG, maths as MathML); None: from the suffix of ``out``.
     """
     import typst
 
+    target = target or ("html" if Path(out).suffix.lower() in (".html", ".htm") else "pdf")
+    if target not in TARGETS:
+        raise PaperError(f"--target: must be one of {', '.join(TARGETS)}, got {target!r}")
     root = Path(root).resolve()
     check_sources(root / Path(main_file).parent)
     optional = (("leaderboard", leaderboard), ("leaderboard figure", leaderboard_figure))
@@ -248,6 +260,7 @@ def build(
         "missing-marker": MISSING_MARKER,
         "config-label": label,
         "dated": "true" if ts > 0 else "false",
+        "target": target,
     }
     try:
         pdf = typst.compile(
@@ -257,6 +270,7 @@ def build(
             timestamp=ts,
             ignore_system_fonts=True,
             font_paths=[],
+            format=target,
         )
     except typst.TypstError as exc:
         message = getattr(exc, "message", None) or str(exc)
@@ -304,6 +318,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--label", default="", help="configuration the results come from (stamped)")
     b.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=None,
+        help="pdf or html (default: from the suffix of --out)",
+    )
+    b.add_argument(
         "--timestamp", default="", help="unix time for the PDF date (default: commit time of HEAD)"
     )
     m = sub.add_parser("modules", help="only write the modules list the paper reads")
@@ -337,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             strict=args.strict,
             timestamp=int(ts_text) if ts_text else None,
             label=args.label,
+            target=args.target,
         )
     except SpikelocError as exc:
         print(f"spikeloc: error: {exc}", file=sys.stderr)
