@@ -243,3 +243,47 @@ def test_non_finite_costs_become_null_and_print_as_a_dash(monkeypatch):
     line = reg.format_table([row], "p").splitlines()[3]
     assert line.split()[:3] == ["1", "m.x", "0.0"] and " - " in line
     __import__("json").dumps(row, allow_nan=False)  # strict JSON
+
+
+def test_task_sweep_point_gives_each_seed_its_task_run(tmp_path, monkeypatch):
+    import json
+
+    task = "spikeloc.analysis.jeffress:simulate_counts"
+    (tmp_path / "workflow").mkdir()
+    shutil.copytree(ROOT / "workflow/schemas", tmp_path / "workflow/schemas")
+    (tmp_path / "workflow/analyses").mkdir()
+    (tmp_path / "workflow/analyses/mine.yaml").write_text(
+        "title: Mine\nowners: [x]\nfigures: []\nruns: {}\nsweeps:\n"
+        f"  s: {{task: '{task}', params: {{n: 1}}, grid: {{params.n: [1, 2]}}, seeds: 2}}\n"
+        "leaderboard:\n"
+        "  - {name: a, title: A, localiser: 'spikeloc.analysis.leaderboard:jeffress_localiser',"
+        " sweep: s, point: {params.n: 2}}\n"
+    )
+    (entry,) = reg.entries(root=tmp_path, analyses_dir=tmp_path / "workflow/analyses")
+    assert reg.evaluate_entry(entry, "paper", root=tmp_path)["status"] == (
+        "not computed: snakemake analyse_mine"
+    )
+    specs = reg.members(entry, "paper", root=tmp_path)
+    assert [s.seed for s in specs] == [0, 1] and all(s.task == task for s in specs)
+    for s in specs:
+        d = tmp_path / s.path
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(
+            json.dumps({"task": task, "params": {"n": 2}, "seed": s.seed})
+        )
+        (d / "metrics.json").write_text(json.dumps({"train_wall_s": 2.0 + s.seed}))
+        (d / "provenance.json").write_text("{}")
+    got = []
+
+    def factory(options, run):
+        got.append(run)
+        return _Fixed(float(run.seed))  # seed 0: exact, seed 1: 1 deg off
+
+    monkeypatch.setattr(reg, "_factory", lambda e: factory)
+    row = reg.evaluate_entry(entry, "paper", root=tmp_path)
+    assert [(r.seed, r.params, r.metrics["train_wall_s"]) for r in got] == [
+        (0, {"n": 2}, 2.0),
+        (1, {"n": 2}, 3.0),
+    ]
+    assert row["status"] == "ok" and row["n_models"] == 2
+    assert row["mae_deg"] == pytest.approx(0.5)
