@@ -40,7 +40,7 @@ rule leaderboard_figure:
     output:
         [f"{PROJECT.figures_dir}/leaderboard.{ext}" for ext in ("pdf", "png", "json")],
     params:
-        out_dir=PROJECT.figures_dir,
+        out_dir=lambda w, output: str(Path(output[0]).parent),
     log:
         f"{LOGS}/leaderboard/figure.log",
     message:
