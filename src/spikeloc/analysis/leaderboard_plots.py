@@ -50,7 +50,7 @@ def error_vs_cost(rows: Sequence[dict[str, Any]], *, chance_deg: float | None = 
     in (-90, 90) deg) is drawn as a dashed reference line unless None.
     """
     top = ranked(rows)
-    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
+    fig = Figure(figsize=(8.0, 4.6), layout="constrained")
     axes = fig.subplots(1, len(COSTS), sharey=True)
     if not top:
         for ax in axes:
@@ -100,5 +100,5 @@ def error_vs_cost(rows: Sequence[dict[str, Any]], *, chance_deg: float | None = 
         handles.append(Line2D([], [], color="0.5", ls="--", lw=0.8))
         names.append(f"always answering 0 deg ({chance_deg:g} deg)")
     if handles:
-        fig.legend(handles, names, loc="outside right center", fontsize=7, frameon=False)
+        fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return fig
