@@ -16,7 +16,8 @@ spikes_per_sample)`` and the attributes ``n_parameters``, ``training_time_s`` an
 ``spikeloc.pipeline.leaderboard``), naming either ``trained_run`` (a run of that module, built
 by :func:`trained_network`) or ``"package.module:factory"``, a function
 ``factory(options: dict, run) -> localiser`` (``run``: ``(model, run_config, metrics)`` of
-the entry's run, or None).
+a network run, the ``TaskRun`` of a task run, or None; an entry naming a sweep point gets one
+call per seed, and :func:`combine` merges their rows).
 """
 
 from __future__ import annotations
