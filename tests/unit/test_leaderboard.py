@@ -164,7 +164,7 @@ def test_sweep_point_entry_evaluates_every_seed(tmp_path):
         " point: {model.readout: max_membrane, model.tau_hidden_s: 0.002}}\n",
     )
     (entry,) = reg.entries(root=root, analyses_dir=root / "workflow/analyses")
-    paper = reg.members(entry, "paper", root=root)
+    paper = [s.path for s in reg.members(entry, "paper", root=root)]
     assert len(paper) == 3 and all("readout=max_membrane" in p for p in paper)
     assert all("tau_hidden_s=0.002" in p for p in paper)
     assert len(reg.members(entry, "quick", root=root)) == 1
