@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -233,3 +234,85 @@ def test_the_html_edition_shows_every_figure_in_a_browser(site):
     assert sorted(page["figure_ids"]) == sorted(in_paper)
     assert page["figures_unreferenced"] == []  # the text points to every figure it shows
     assert page["title"].startswith("Spiking neural network models")
+
+
+def _leaderboard_table(site: Path, rows: list[dict]) -> Path:
+    """A leaderboard table as `spikeloc leaderboard --out` writes it, and its figure."""
+    from spikeloc.analysis import leaderboard as lb
+    from spikeloc.analysis.leaderboard_plots import error_vs_cost
+    from spikeloc.pipeline import leaderboard as reg
+
+    table = site / "results/paper/leaderboard.json"
+    table.write_text(
+        json.dumps(
+            {
+                "scale": "paper",
+                "protocol": lb.PROTOCOLS["paper"].describe(),
+                "protocol_spec": lb.PROTOCOLS["paper"].spec(),
+                "n_entries": len(rows),
+                "n_evaluated": sum(r["status"] == "ok" for r in rows),
+                "rows": reg.rank(rows),
+            }
+        )
+    )
+    plotting.save_figure(error_vs_cost(rows), "leaderboard", out_dir=site / "figures/paper")
+    return table
+
+
+def _row(entry, title, mae, **kw):
+    return {
+        "entry": entry, "module": entry.split(".")[0], "title": title, "status": "ok",
+        "mae_deg": mae, "mae_sd_deg": 1.25, "accuracy_pct": 50.0, "n_parameters": 6360,
+        "spikes_per_decision": 102.4, "training_time_s": 147.0, "stimulus": "a tone",
+        "n_models": 1, **kw,
+    }  # fmt: skip
+
+
+def test_leaderboard_section_ranks_every_entry(site):
+    rows = [
+        _row("m_b.worse", "Worse localiser", 20.0),
+        _row("m_a.better", "Better localiser", 5.0, n_models=3),
+        {"entry": "m_c.pending", "module": "m_c", "title": "Pending localiser",
+         "status": "not trained: snakemake results/paper/runs/m_c/x/model.pt"},
+    ]  # fmt: skip
+    _leaderboard_table(site, rows)
+    out = build(
+        site,
+        "paper/build/leaderboard.pdf",
+        leaderboard="results/paper/leaderboard.json",
+        leaderboard_figure="figures/paper/leaderboard.pdf",
+    )
+    text = pdf_text(out)
+    assert "The leaderboard" in text
+    # ranked: the better one first, the pending one listed last with its reason
+    i_better, i_worse = text.index("Better localiser"), text.rindex("Worse localiser")
+    assert i_better < i_worse < text.rindex("Pending localiser")
+    assert "not trained" in text and re.search(r"\(3\s+models\)", text)
+    assert "5.0 ± 1.2" in text or "5.0 ± 1.3" in text  # the row's numbers, as data
+    # the protocol is stated from the table's data: sizes and seeds
+    assert "512" in text and "9001, 9002, 9003, 9004" in text and "2 of 3" in text
+    without = pdf_text(build(site, "paper/build/no-leaderboard.pdf"))
+    assert "The leaderboard" not in without
+    assert embedded_figures(out) == embedded_figures(site / "paper/build/no-leaderboard.pdf") + 1
+
+
+def test_leaderboard_section_with_no_entry_evaluated(site):
+    rows = [{"entry": "m.x", "module": "m", "title": "Untrained", "status": "not trained: x"}]
+    _leaderboard_table(site, rows)
+    text = pdf_text(
+        build(site, "paper/build/lb-empty.pdf", leaderboard="results/paper/leaderboard.json")
+    )
+    assert "0 of 1" in text and "Untrained" in text
+
+
+def test_leaderboard_section_in_the_html_edition(site):
+    _leaderboard_table(site, [_row("m_a.better", "Better localiser", 5.0)])
+    out = build(
+        site,
+        "paper/build/leaderboard.html",
+        leaderboard="results/paper/leaderboard.json",
+        leaderboard_figure="figures/paper/leaderboard.png",
+    )
+    html = out.read_text()
+    assert "Better localiser" in html and 'id="tab-leaderboard"' in html
+    assert 'id="fig-leaderboard"' in html and "<img" in html.split('id="fig-leaderboard"')[1][:400]

@@ -42,8 +42,8 @@ rule claims:
         " --analyses workflow/analyses --out {output} > {log} 2>&1"
 
 
-# The PDF. Reads the numbers, the claims, the figures (by id) and the author data; a missing
-# variable fails the build naming its key (unless paper.strict is false).
+# The PDF. Reads the numbers, the claims, the figures (by id), the leaderboard and the author
+# data; a missing variable fails the build naming its key (unless paper.strict is false).
 rule typeset:
     input:
         sources=PAPER_SOURCES,
@@ -51,6 +51,8 @@ rule typeset:
         claims=f"{RESULTS}/claims.json",
         figures=paper_figures(),
         authorship=AUTHORSHIP_FILES,
+        leaderboard=f"{RESULTS}/leaderboard.json",
+        leaderboard_figure=f"{PROJECT.figures_dir}/leaderboard.pdf",
         manifests=[MODULES[m].source for m in sorted(MODULES)],
         code="src/spikeloc/pipeline/paper.py",
     output:
@@ -70,6 +72,7 @@ rule typeset:
     shell:
         "python -m spikeloc.pipeline.paper build --out {output.pdf} --modules-out {output.modules}"
         " --variables {input.variables} --claims {input.claims} {params.strict}"
+        " --leaderboard {input.leaderboard} --leaderboard-figure {input.leaderboard_figure}"
         f" --figures-dir {PROJECT.figures_dir}"
         " --timestamp '{params.timestamp}'"
         " --label {params.label:q} > {log} 2>&1"
@@ -84,6 +87,8 @@ rule typeset_html:
         claims=f"{RESULTS}/claims.json",
         figures=paper_figures(("png",)),
         authorship=AUTHORSHIP_FILES,
+        leaderboard=f"{RESULTS}/leaderboard.json",
+        leaderboard_figure=f"{PROJECT.figures_dir}/leaderboard.png",
         manifests=[MODULES[m].source for m in sorted(MODULES)],
         code="src/spikeloc/pipeline/paper.py",
     output:
@@ -104,6 +109,7 @@ rule typeset_html:
         "python -m spikeloc.pipeline.paper build --target html --out {output.html}"
         " --modules-out {output.modules}"
         " --variables {input.variables} --claims {input.claims} {params.strict}"
+        " --leaderboard {input.leaderboard} --leaderboard-figure {input.leaderboard_figure}"
         f" --figures-dir {PROJECT.figures_dir}"
         " --timestamp '{params.timestamp}'"
         " --label {params.label:q} > {log} 2>&1"

@@ -5,7 +5,8 @@ uniformly from (-90 deg, 90 deg) by ``numpy.random.default_rng(seed)``; the loca
 its own input for those IPDs from the same seed (a tone at the frequency it was made for; the
 networks' generator draws one phase offset per seed's dataset, as published). Metrics:
 mean absolute error in degrees (circular distance; for estimates inside (-90, 90) the plain
-one), its sd over seeds, accuracy in 12 classes of 15 deg (an estimate outside the range is
+one), its sd over the test sets (and over the training seeds of an entry made of several
+trained models, :func:`combine`), accuracy in 12 classes of 15 deg (an estimate outside the range is
 clipped into it), and costs: trainable parameters, spikes per decision (the localiser's own
 neurons, input fibres not counted) and training time.
 
@@ -15,7 +16,8 @@ spikes_per_sample)`` and the attributes ``n_parameters``, ``training_time_s`` an
 ``spikeloc.pipeline.leaderboard``), naming either ``trained_run`` (a run of that module, built
 by :func:`trained_network`) or ``"package.module:factory"``, a function
 ``factory(options: dict, run) -> localiser`` (``run``: ``(model, run_config, metrics)`` of
-the entry's run, or None).
+a network run, the ``TaskRun`` of a task run, or None; an entry naming a sweep point gets one
+call per seed, and :func:`combine` merges their rows).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "EvaluationProtocol",
     "Localiser",
     "PROTOCOLS",
+    "combine",
     "evaluate",
     "jeffress_localiser",
     "protocol_ipds",
@@ -57,6 +60,18 @@ class EvaluationProtocol:
             f"{self.n_per_seed} IPDs uniform in (-90, 90) deg; MAE (deg), accuracy in "
             f"{self.n_classes} classes"
         )
+
+    def spec(self) -> dict[str, Any]:
+        """The protocol as data (what the paper states): seeds, sizes, IPD range, classes."""
+        return {
+            "seeds": list(self.seeds),
+            "n_test_sets": len(self.seeds),
+            "n_per_seed": self.n_per_seed,
+            "n_test": len(self.seeds) * self.n_per_seed,
+            "ipd_range_deg": [-90, 90],
+            "n_classes": self.n_classes,
+            "class_width_deg": 180 / self.n_classes,
+        }
 
 
 #: the protocol at each scale (quick: fewer, smaller test sets; same code path)
@@ -93,6 +108,7 @@ def evaluate(localiser: Localiser, protocol: EvaluationProtocol) -> dict[str, An
     maes = np.asarray(per_seed_mae)
     return {
         "mae_deg": float(maes.mean()),
+        "mae_per_test_set_deg": [float(m) for m in maes],
         "mae_sd_deg": float(maes.std(ddof=1)) if len(maes) > 1 else 0.0,
         "accuracy_pct": 100.0 * correct / n,
         "n_parameters": int(localiser.n_parameters),
@@ -100,6 +116,32 @@ def evaluate(localiser: Localiser, protocol: EvaluationProtocol) -> dict[str, An
         "training_time_s": float(localiser.training_time_s),
         "stimulus": localiser.stimulus,
         "n_test": n,
+        "n_models": 1,
+    }
+
+
+def combine(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for an entry made of several trained models (the seeds of a sweep point).
+
+    Every model meets the same test sets; the MAE is the mean over all (model, test set)
+    pairs and its sd their spread, so it includes the variation between training seeds.
+    Accuracy and spikes per decision are means over the models (equal test sizes), training
+    time the mean per model; the parameter count is the models' (the largest, should they differ).
+    """
+    if len(rows) == 1:
+        return dict(rows[0])
+    maes = np.asarray([m for r in rows for m in r["mae_per_test_set_deg"]])
+    return {
+        "mae_deg": float(maes.mean()),
+        "mae_per_test_set_deg": [float(m) for m in maes],
+        "mae_sd_deg": float(maes.std(ddof=1)),
+        "accuracy_pct": float(np.mean([r["accuracy_pct"] for r in rows])),
+        "n_parameters": max(int(r["n_parameters"]) for r in rows),
+        "spikes_per_decision": float(np.mean([r["spikes_per_decision"] for r in rows])),
+        "training_time_s": float(np.mean([r["training_time_s"] for r in rows])),
+        "stimulus": rows[0]["stimulus"],
+        "n_test": int(sum(r["n_test"] for r in rows)),
+        "n_models": int(sum(r["n_models"] for r in rows)),
     }
 
 
@@ -166,6 +208,8 @@ class _Network:
         else:
             est = continuise(readout.argmax(1), self.cfg.stimulus.n_classes)
         spikes = out.hidden_spikes.sum(dim=tuple(range(1, out.hidden_spikes.dim())))
+        if self.model.cfg.readout == "spike_count" and out.output_v is not None:
+            spikes = spikes + out.output_v.sum(dim=(1, 2))  # a spiking output layer's spikes
         return est.numpy(), spikes.double().numpy()
 
 

@@ -171,8 +171,12 @@ def modules_data(
             }
         )
     modules.sort(key=lambda d: (d["part"] == "appendix", d["order"], d["name"]))
-    number_figures(modules)
-    out: dict[str, Any] = {"format": "spikeloc-paper-modules/1", "modules": modules}
+    leaderboard_number = number_figures(modules)
+    out: dict[str, Any] = {
+        "format": "spikeloc-paper-modules/1",
+        "modules": modules,
+        "leaderboard_figure_number": leaderboard_number,
+    }
     if (root / PUBLISHED).is_file():  # the coverage table of the reproduction report
         out["coverage"] = coverage(analyses_dir, root=root)
     if (root / DISCREPANCIES).is_file():  # prose against code, and what reproduces each
@@ -187,10 +191,12 @@ def modules_data(
     return out
 
 
-def number_figures(modules: list[dict[str, Any]]) -> None:
+def number_figures(modules: list[dict[str, Any]]) -> str:
     """Give every in-paper figure its number, in document order: the published figure's
     number where it regenerates one (4; 4a and 4b where two regenerate figure 4), else a
-    supplementary number S1, S2, ... (``number`` is None for figures not in the paper)."""
+    supplementary number S1, S2, ... (``number`` is None for figures not in the paper).
+    Returns the supplementary number of the leaderboard's figure, which follows the main
+    text's modules (before the appendices)."""
     figures = [f for m in modules for f in m["figures"] if f["in_paper"]]
     total: dict[int, int] = {}
     for f in figures:
@@ -198,7 +204,11 @@ def number_figures(modules: list[dict[str, Any]]) -> None:
             total[f["published"]] = total.get(f["published"], 0) + 1
     seen: dict[int, int] = {}
     supplementary = 0
+    leaderboard = None
     for m in modules:
+        if leaderboard is None and m["part"] == "appendix":
+            supplementary += 1
+            leaderboard = f"S{supplementary}"
         for f in m["figures"]:
             if not f["in_paper"]:
                 f["number"] = None
@@ -209,6 +219,7 @@ def number_figures(modules: list[dict[str, Any]]) -> None:
             else:
                 supplementary += 1
                 f["number"] = f"S{supplementary}"
+    return leaderboard or f"S{supplementary + 1}"
 
 
 def _git(args: Sequence[str], root: Path) -> str | None:
@@ -249,6 +260,8 @@ def build(
     modules_out: str | Path = "results/paper/paper_modules.json",
     variables: str | Path = "results/paper/variables.json",
     claims: str | Path = "results/paper/claims.json",
+    leaderboard: str | Path | None = None,
+    leaderboard_figure: str | Path | None = None,
     authorship_dir: str | Path = "results/authorship",
     analyses_dir: str | Path = "workflow/analyses",
     figures_dir: str | Path = "figures/paper",
@@ -261,6 +274,9 @@ def build(
     """Write ``modules_out`` and compile ``main_file`` into ``out``; returns ``out``.
 
     ``label`` names the configuration the results come from (printed in the build stamp).
+    ``leaderboard`` (``spikeloc leaderboard --out``) and ``leaderboard_figure`` (its PDF, or
+    its PNG for the HTML edition) give the paper its leaderboard section; without them the
+    section is left out.
     ``target``: ``pdf`` or ``html`` (the HTML edition: one self-contained file, figures
     embedded as PNG, maths as MathML); None: from the suffix of ``out``.
     """
@@ -271,8 +287,9 @@ def build(
         raise PaperError(f"--target: must be one of {', '.join(TARGETS)}, got {target!r}")
     root = Path(root).resolve()
     check_sources(root / Path(main_file).parent)
-    for what, p in (("variables", variables), ("claims", claims)):
-        if not (root / p).is_file():  # (root / p is p itself when p is absolute)
+    optional = (("leaderboard", leaderboard), ("leaderboard figure", leaderboard_figure))
+    for what, p in (("variables", variables), ("claims", claims), *optional):
+        if p is not None and not (root / p).is_file():  # (root / p is p itself when p is absolute)
             raise PaperError(f"{p}: ({what}): no such file; run `snakemake {p}` first")
     atomic_write_json(
         root / modules_out, modules_data(analyses_dir, figures_dir=figures_dir, root=root)
@@ -291,6 +308,8 @@ def build(
         "modules": rooted(modules_out),
         "variables": rooted(variables),
         "claims": rooted(claims),
+        "leaderboard": rooted(leaderboard) if leaderboard is not None else "",
+        "leaderboard-figure": rooted(leaderboard_figure) if leaderboard_figure is not None else "",
         "authorship": rooted(authorship_dir),
         "commit": commit,
         "dirty": "true" if dirty else "false",
@@ -339,6 +358,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--variables", type=Path, default=Path("results/paper/variables.json"))
     b.add_argument("--claims", type=Path, default=Path("results/paper/claims.json"))
     b.add_argument("--authorship", type=Path, default=Path("results/authorship"))
+    b.add_argument(
+        "--leaderboard", type=Path, help="leaderboard table (spikeloc leaderboard --out)"
+    )
+    b.add_argument("--leaderboard-figure", type=Path, help="its figure (leaderboard.pdf)")
     b.add_argument("--analyses", type=Path, default=Path("workflow/analyses"))
     b.add_argument("--figures-dir", type=Path, default=Path("figures/paper"))
     mode = b.add_mutually_exclusive_group()
@@ -388,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             modules_out=args.modules_out,
             variables=args.variables,
             claims=args.claims,
+            leaderboard=args.leaderboard,
+            leaderboard_figure=args.leaderboard_figure,
             authorship_dir=args.authorship,
             analyses_dir=args.analyses,
             figures_dir=args.figures_dir,
