@@ -109,7 +109,7 @@ def test_study_settings_reject_bad_options_and_the_ddl_stimulus_has_the_publishe
     from spikeloc.analysis import dcls, delay_layer
 
     with pytest.raises(ValueError, match="references or copy"):
-        dcls.train(dcls.DCLSSettings(best_weights="best"))
+        dcls.settings_from({"best_weights": "best"})
     with pytest.raises(ValueError, match="subtractive or multiplicative"):
         delays.DDLNetwork(36, synapse="additive")
     s = delay_layer.DDLSettings()
@@ -117,4 +117,4 @@ def test_study_settings_reject_bad_options_and_the_ddl_stimulus_has_the_publishe
     assert x.shape == (5, 2, 36, 110) and s.n_steps == 110
     assert float(x[..., :40].abs().sum()) == 0 and float(x[..., 90:].abs().sum()) == 0
     assert s.ipd_deg()[0] == -90 and s.ipd_deg()[-1] == 85
-    assert dcls.DCLSSettings().taps == 31 and dcls.DCLSSettings(max_delay_ms=25).taps == 25
+    assert dcls.DCLSSettings().taps == 31 and dcls.settings_from({"taps": 25}).taps == 25
