@@ -104,6 +104,7 @@ def test_ddl_task_writes_its_files_and_its_metrics_are_what_they_hold(tmp_path):
     assert len(run.losses) == m["epochs"] == 6
     assert run.losses[-1] == m["final_loss"]
     assert run.taus == [ddl.delays.tau_schedule(e) for e in range(6)]
+    assert run.final_tau == m["final_tau_steps"] == ddl.delays.tau_schedule(6)  # as evaluated
     assert run.evaluation["test"]["accuracy"] == m["test_accuracy"]
     assert run.evaluation["train"]["mae_deg"] == m["train_mae_deg"]
     assert len(run.evaluation["train"]["true"]) == 30 and len(run.evaluation["test"]["true"]) == 40

@@ -31,6 +31,7 @@ from spikeloc.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
 __all__ = [
     "DDLRun",
     "DDLSettings",
+    "eval_tau",
     "evaluate",
     "load_run",
     "make_batch",
@@ -63,6 +64,7 @@ class DDLSettings:
     tau_floor: float = 5.0
     synapse: str = "subtractive"
     fix_first: bool = True
+    integrate_last_step: bool = False  # published: the last step's potential stays 0
     n_test_batches: int = 50  # performance measure 1: 50 x 200 samples
     n_train_eval: int = 2000  # performance measure 2: first 2000 collected training inputs
     n_test_eval: int = 2000  # ... and one fresh batch of 2000
@@ -142,7 +144,8 @@ def figure_batch(s: DDLSettings, n: int):
 def build_model(s: DDLSettings) -> delays.DDLNetwork:
     """The network with the seed's initial delays (uniform integers 1 .. max_delay - 1)."""
     return delays.DDLNetwork(s.n_classes, s.max_delay, fix_first=s.fix_first,
-                             synapse=s.synapse, generator=_generator(s.seed, _INIT))
+                             synapse=s.synapse, integrate_last_step=s.integrate_last_step,
+                             generator=_generator(s.seed, _INIT))
 
 
 def _device(requested: str | None) -> torch.device:
@@ -183,6 +186,12 @@ def train(s: DDLSettings, *, device: str | None = "cpu", checkpoint: Path | None
         if checkpoint is not None:
             _save_checkpoint(checkpoint, s, model, opt, losses, taus, time.perf_counter() - t0)
     return model, initial, losses, taus, time.perf_counter() - t0
+
+
+def eval_tau(s: DDLSettings) -> float:
+    """The time constant the notebook evaluates with: the global ``TAU`` after the last
+    epoch's decay (18.80 after 151 epochs; the last epoch trained with 18.89)."""
+    return delays.tau_schedule(s.epochs, s.tau_start, s.tau_decay, s.tau_floor)
 
 
 def _save_checkpoint(path, s, model, opt, losses, taus, wall_s) -> None:
@@ -271,7 +280,8 @@ def train_task(params: dict, *, seed: int, out_dir: Path, device: str = "cpu",
     model, initial, losses, taus, wall = train(s, device=device,
                                                checkpoint=out_dir / CHECKPOINT)
     t0 = time.perf_counter()
-    ev = evaluate(model, s, taus[-1])
+    tau_eval = eval_tau(s)
+    ev = evaluate(model, s, tau_eval)
     learned = model.ddl.integer_delays().detach().cpu().numpy()
     atomic_torch_save(out_dir / "model.pt", {
         "format": MODEL_FORMAT, "settings": settings_dict(s),
@@ -291,7 +301,8 @@ def train_task(params: dict, *, seed: int, out_dir: Path, device: str = "cpu",
         "chance": 1.0 / s.n_classes,
         "epochs": s.epochs,
         "final_loss": losses[-1],
-        "final_tau_steps": taus[-1],
+        "final_tau_steps": tau_eval,
+        "last_training_tau_steps": taus[-1],
         "train_accuracy": ev["train"]["accuracy"],
         "train_mae_deg": ev["train"]["mae_deg"],
         "test_accuracy": ev["test"]["accuracy"],
@@ -323,7 +334,8 @@ class DDLRun:
 
     @property
     def final_tau(self) -> float:
-        return self.taus[-1]
+        """The evaluation time constant (after the last epoch's decay)."""
+        return eval_tau(self.settings)
 
     @property
     def learned_delays(self) -> np.ndarray:
