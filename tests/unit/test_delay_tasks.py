@@ -67,6 +67,7 @@ def _kill_after(monkeypatch, module, n):
         (dcls, {"best_weights": "best"}, "best_weights", "must be references or copy"),
         (dcls, {"tau_s": 0}, "tau_s", "must be > 0, got 0.0"),
         (dcls, {"seed": 1}, "seed", "unknown parameter"),
+        (dcls, {"n_train": 32, "batch_size": 64}, "n_train", "must be >= batch_size (64"),
     ],
 )
 def test_bad_params_name_their_field_before_anything_is_written(tmp_path, module, params,
@@ -191,6 +192,9 @@ def test_dcls_task_files_metrics_and_resume(tmp_path, monkeypatch):
     assert whole["w1_delay_sd"] == pytest.approx(float(p.std(unbiased=False)))
     assert -2 <= whole["w1_delay_min"] and whole["w1_delay_max"] <= 2  # |P| <= taps // 2
     assert run.history[-1]["sig"] == pytest.approx(0.23)  # annealed over epochs // 4 = 1
+    # the validation set is drawn again every epoch (a new phase): its losses are not those
+    # of one fixed set under slowly changing weights only
+    assert len({h["val_loss"] for h in run.history}) == 4
     assert run.model.w1.mode == "max"
     json.dumps(whole)
 
@@ -208,17 +212,27 @@ def test_dcls_task_files_metrics_and_resume(tmp_path, monkeypatch):
         assert torch.equal(v, b.model.state_dict()[k]), k
 
 
+def test_sig_is_not_annealed_below_four_epochs_and_incomplete_batches_are_dropped(tmp_path):
+    m = _task(dcls, {**DCLS_SMALL, "epochs": 3, "n_train": 40}, tmp_path / "run")
+    run = dcls.load_run(tmp_path / "run")
+    assert [h["sig"] for h in run.history] == [2.0, 2.0, 2.0]  # taps // 2, epochs // 4 == 0
+    # 40 samples in batches of 16: 32 trained per epoch, so accuracies are multiples of 1/32
+    assert all((h["train_accuracy"] * 32) == round(h["train_accuracy"] * 32) for h in run.history)
+    assert m["epochs_run"] == 3
+
+
 def test_best_weights_references_keeps_the_final_weights_copy_the_best(tmp_path):
     states = {}
     for mode in ("references", "copy"):
         out = tmp_path / mode
-        m = _task(dcls, {**DCLS_SMALL, "epochs": 6, "patience": 10, "best_weights": mode}, out)
+        m = _task(dcls, {**DCLS_SMALL, "epochs": 6, "patience": 10, "best_weights": mode}, out,
+                  seed=2)
         ck = torch.load(out / "checkpoint.pt", weights_only=True)
         want = ck["state"]["best_state"] if mode == "copy" else ck["model"]
         states[mode] = dcls.load_run(out).model.state_dict()
         for k, v in want.items():
             assert torch.equal(states[mode][k], v), (mode, k)
-        assert m["best_epoch"] == 3 and m["epochs_run"] == 6  # (seed 0) the best is not the last
+        assert m["best_epoch"] == 3 and m["epochs_run"] == 6  # (seed 2) the best is not the last
     assert not torch.equal(states["copy"]["w1.conv.weight"], states["references"]["w1.conv.weight"])
 
 

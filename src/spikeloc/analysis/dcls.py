@@ -88,9 +88,17 @@ CHECKS = {
 }
 
 
+def _check_sizes(s: DCLSSettings) -> None:
+    if s.n_train < s.batch_size:
+        raise ConfigError(None, "n_train", f"must be >= batch_size ({s.batch_size}: the "
+                          f"notebook trains on whole batches only), got {s.n_train}")
+
+
 def settings_from(params: dict | None, seed: int = 0) -> DCLSSettings:
     """Validated settings from a task run's ``params`` (:class:`ConfigError` naming the key)."""
-    return settings_from_params(DCLSSettings, params, seed=seed, checks=CHECKS)
+    s = settings_from_params(DCLSSettings, params, seed=seed, checks=CHECKS)
+    _check_sizes(s)
+    return s
 
 
 def _generator(seed: int, *stream: int) -> torch.Generator:
@@ -194,7 +202,6 @@ def train(
     model = build_model(s).to(dev)
     train_set = FixedUniformStimulus(s, s.n_train, _generator(s.seed, _TRAIN))
     val_set = FixedUniformStimulus(s, s.n_val, _generator(s.seed, _VAL))
-    xv = val_set.spikes(_phase(_generator(s.seed, _VAL, 1))).to(dev)
     yv, ytrain = val_set.labels.to(dev), train_set.labels.to(dev)
     weights = [m.weight for m in model.synapses()]
     positions = [m.P for m in model.synapses()]
@@ -203,8 +210,9 @@ def train(
     sch_w = torch.optim.lr_scheduler.OneCycleLR(opt_w, max_lr=s.max_lr, total_steps=s.epochs)
     sch_p = torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=s.epochs)
     sig0 = s.taps // 2
-    anneal_epochs = max(1, s.epochs // 4)
-    factor = (s.sig_final / sig0) ** (1.0 / anneal_epochs) if sig0 > 0 else 1.0
+    anneal_epochs = s.epochs // 4  # (none below 4 epochs, as in the notebook)
+    factor = (s.sig_final / sig0) ** (1.0 / anneal_epochs) if sig0 > 0 and anneal_epochs else 1.0
+    n_used = s.n_train - s.n_train % s.batch_size  # the notebook drops an incomplete batch
     st = _State()
     if checkpoint is not None and checkpoint.is_file():
         ck = _load_checkpoint(checkpoint, s)
@@ -224,7 +232,7 @@ def train(
         x = train_set.spikes(_phase(gen)).to(dev)  # a new phase per epoch
         perm = torch.randperm(s.n_train, generator=gen).to(dev)
         tot, correct = 0.0, 0
-        for i in range(0, s.n_train, s.batch_size):
+        for i in range(0, n_used, s.batch_size):
             idx = perm[i : i + s.batch_size]
             out = model(x[idx])
             loss = F.nll_loss(F.log_softmax(out, 1), ytrain[idx])
@@ -237,6 +245,7 @@ def train(
                 m.clamp_parameters()
             tot += float(loss.detach()) * len(idx)
             correct += int((out.argmax(1) == ytrain[idx]).sum())
+        # the validation spikes too are drawn again every epoch with a new phase
         sch_w.step()
         sch_p.step()
         if e < anneal_epochs:
@@ -244,9 +253,11 @@ def train(
                 if m.sig > s.sig_final:
                     m.set_sig(m.sig * factor)
         model.set_mode("max")
+        xv = val_set.spikes(_phase(gen)).to(dev)
         vl, va = _loss_acc(model, xv, yv)
-        st.history.append({"epoch": e, "train_loss": tot / s.n_train,
-                           "train_accuracy": correct / s.n_train, "val_loss": vl,
+        del xv
+        st.history.append({"epoch": e, "train_loss": tot / n_used,
+                           "train_accuracy": correct / n_used, "val_loss": vl,
                            "val_accuracy": va, "sig": model.w1.sig})
         if log:
             log(st.history[-1])

@@ -89,33 +89,44 @@ def fig_network(model: delays.DDLNetwork, ipd_deg: np.ndarray, n_show: int = 6):
     return fig
 
 
-def fig_delayed_inputs(run: DDLRun, delays_per_class: np.ndarray, title: str):
-    """Fig 13: for each IPD class i, one sample of that IPD: ear-1 train and the ear-2 train
-    after class i's delay (6 x 6 grid)."""
+def fig_delayed_inputs(run: DDLRun, delays_per_class: np.ndarray | None, title: str):
+    """Fig 13, as the notebook draws it: one panel per IPD class (one sample of that IPD), an
+    image of 2 x C rows over the padded time steps: the C ear-1 trains (red), then the C
+    ear-2 trains (blue) shifted by each class's delay (``None``: not shifted, the notebook's
+    "before training" panel shows the raw inputs)."""
     import matplotlib.pyplot as plt
 
     s = run.settings
     x, y = figure_batch(s, 12 * s.n_classes)
-    n = int(math.ceil(math.sqrt(s.n_classes)))
-    fig, axes = plt.subplots(n, n, figsize=(10, 9), sharex=True, sharey=True)
+    C, T = s.n_classes, s.n_steps
+    d = torch.zeros(C) if delays_per_class is None else torch.as_tensor(
+        np.asarray(delays_per_class, dtype=np.float32))
+    n = int(math.ceil(math.sqrt(C)))
+    fig, axes = plt.subplots(n, n, figsize=(11, 8), sharex=True, sharey=True)
+    red, blue = np.array([0.75, 0.0, 0.0]), np.array([0.0, 0.0, 0.8])
     for i, ax in enumerate(axes.flat):
-        if i >= s.n_classes:
+        if i >= C:
             ax.axis("off")
             continue
         hits = np.flatnonzero(y.numpy() == i)
         if hits.size == 0:  # (12 samples per class on average: practically never)
-            ax.set_title(f"{s.ipd_deg()[i]:+.0f}° (no sample)", fontsize=7)
+            ax.set_title(f"IPD {s.ipd_deg()[i]:.0f}° (no sample)", fontsize=7)
             continue
         j = int(hits[0])
-        a = x[j, 0, i].numpy()
-        b = delays.shift_linear(x[j, 1, i][None], torch.tensor([float(delays_per_class[i])]))[0]
-        ax.vlines(np.flatnonzero(a), 0.55, 1.0, color="C0", lw=1)
-        ax.vlines(np.flatnonzero(b.numpy() > 0.5), 0.0, 0.45, color="C3", lw=1)
-        ax.set_title(f"{s.ipd_deg()[i]:+.0f}° (d={int(delays_per_class[i]):+d})", fontsize=7)
-        ax.set_yticks([])
+        ear1 = x[j, 0].numpy() > 0.5  # (C, T)
+        ear2 = delays.shift_linear(x[j, 1], d).numpy() > 0.5
+        img = np.ones((2 * C, T, 3))
+        img[:C][ear1] = red
+        img[C:][ear2] = blue
+        ax.imshow(img, aspect="auto", interpolation="nearest")
+        ax.set_title(f"IPD {s.ipd_deg()[i]:.0f}°", fontsize=7, pad=2)
+        ax.tick_params(labelsize=6)
     for ax in axes[-1]:
-        ax.set_xlabel("time step", fontsize=7)
-    fig.suptitle(f"{title}: ear 1 (blue, top) and delayed ear 2 (red, bottom)", fontsize=9)
+        ax.set_xlabel("time (steps)", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("input index", fontsize=7)
+    fig.suptitle(f"{title}: rows 0-{C - 1} ear 1 (red), rows {C}-{2 * C - 1} ear 2 after the "
+                 "delay of each class's node (blue)", fontsize=9)
     fig.tight_layout()
     return fig
 
