@@ -41,10 +41,11 @@ rule figures:
         f"{RESULTS}/claims.json",
 
 
-# The paper PDF (and with it everything it shows).
+# The paper PDF and its HTML edition (and with them everything they show).
 rule paper:
     input:
         PROJECT.paper_pdf,
+        PROJECT.paper_html,
 
 
 # Everything: figures, paper and the authorship outputs (author list, CRediT, CITATION.cff).

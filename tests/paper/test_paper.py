@@ -49,6 +49,7 @@ def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("site")
     shutil.copytree(REPO / "paper", root / "paper", ignore=shutil.ignore_patterns("build"))
     shutil.copytree(REPO / "workflow" / "analyses", root / "workflow" / "analyses")
+    shutil.copytree(REPO / "docs", root / "docs")  # the coverage and discrepancy tables
     module_files = []
     for name, m in manifests().items():
         for f in m.get("figures") or []:
@@ -161,8 +162,9 @@ def test_unknown_figure_id_fails(site):
 def test_modules_are_ordered_and_notes_collected(site):
     data = paper.modules_data(root=site)
     names = [m["name"] for m in data["modules"]]
-    orders = [m["order"] for m in data["modules"]]
-    assert orders == sorted(orders)
+    # the main text's modules by order, then the appendices by order
+    keys = [(m["part"] == "appendix", m["order"]) for m in data["modules"]]
+    assert keys == sorted(keys)
     assert set(names) == set(manifests())
     basic = next(m for m in data["modules"] if m["name"] == "basic_model")
     assert any("Parameter count" in n["title"] for n in basic["notes"])
@@ -182,3 +184,52 @@ def test_cli_reports_missing_inputs(tmp_path, capsys):
     )
     assert rc == 2
     assert "nope.json: (variables): no such file" in capsys.readouterr().err
+
+
+def test_figures_carry_the_published_numbers():
+    """Regenerated figures are numbered as the published paper's (4a/4b where two regenerate
+    one), figures it does not have are supplementary S1, S2, ... in document order."""
+    modules = paper.modules_data(figures_dir="figures/paper")["modules"]
+    figs = [f for m in modules for f in m["figures"] if f["in_paper"]]
+    numbers = {f["id"]: f["number"] for f in figs}
+    assert numbers["workflow_graph"] == "1" and numbers["architecture"] == "2"
+    assert numbers["basic_model_confusion"] == "4a"
+    assert numbers["basic_model_confusion_published"] == "4b"
+    supplementary = [f["number"] for f in figs if f["published"] is None]
+    assert supplementary == [f"S{i}" for i in range(1, len(supplementary) + 1)]
+    assert all(
+        f["number"] == str(f["published"]) or f["number"][:-1] == str(f["published"])
+        for f in figs
+        if f["published"] is not None
+    )
+    appendix = [m["name"] for m in modules if m["part"] == "appendix"]
+    assert appendix[:2] == ["basic_model", "tca"] and appendix[-1] == "brainstem"
+
+
+def test_the_report_lists_every_claim_and_every_discrepancy(site):
+    out = build(site, "paper/build/report.pdf")
+    text = " ".join(pdf_text(out).split())
+    assert "Every published claim" in text and "Humans detect ITDs" in text
+    assert "not computable: a psychophysical finding" in text
+    assert "Tensortools restarts" in text and "fit_shifted(restarts='best')" in text
+    assert "Module map" in text and "Significance statement" in text
+    assert "Regenerates published figure 4." in text and "Supplementary figure S1" in text
+
+
+def test_the_html_edition_shows_every_figure_in_a_browser(site):
+    from spikeloc.pipeline import browser
+
+    out = build(site, "paper/build/paper.html")
+    html = out.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<h1>" in html
+    if browser.find_browser() is None:
+        pytest.skip("no Chromium (scripts/bootstrap installs it)")
+    page = browser.inspect_page(out, marker=paper.MISSING_MARKER)
+    in_paper = [
+        f["id"] for m in manifests().values() for f in m["figures"] if f.get("in_paper", True)
+    ]
+    assert page["broken_images"] == [] and page["dangling_links"] == [], page
+    assert page["figures_without_image"] == [] and page["missing_markers"] == 0
+    assert sorted(page["figure_ids"]) == sorted(in_paper)
+    assert page["figures_unreferenced"] == []  # the text points to every figure it shows
+    assert page["title"].startswith("Spiking neural network models")

@@ -17,6 +17,7 @@ from spikeloc.core.training import (
     train,
     train_run,
 )
+from spikeloc.errors import ConfigError
 
 
 def quick_cfg(**training):
@@ -154,12 +155,53 @@ def test_regulariser_code_form_has_the_extra_one_over_nh():
     assert float(code) == pytest.approx(want, rel=1e-6)
 
 
+def _rule(patience, min_epochs, rule="oldest_is_min", level=70.0):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        patience=patience,
+        min_epochs=min_epochs,
+        early_stopping_rule=rule,
+        early_stopping_level=level,
+    )
+
+
 def test_early_stopping_rule():
     # stop when the oldest of the last `patience` losses is their minimum, after min_epochs
-    assert not _early_stop([3, 2, 1, 0.9, 1.6], epoch=5, patience=3, min_epochs=2)
-    assert _early_stop([3, 2, 1, 1.5, 1.6], epoch=5, patience=3, min_epochs=2)
-    assert _early_stop([3, 1, 1.5, 1.6], epoch=4, patience=3, min_epochs=2)
-    assert not _early_stop([3, 1, 1.5, 1.6], epoch=4, patience=3, min_epochs=4)
+    assert not _early_stop([3, 2, 1, 0.9, 1.6], epoch=5, tr=_rule(3, 2))
+    assert _early_stop([3, 2, 1, 1.5, 1.6], epoch=5, tr=_rule(3, 2))
+    assert _early_stop([3, 1, 1.5, 1.6], epoch=4, tr=_rule(3, 2))
+    assert not _early_stop([3, 1, 1.5, 1.6], epoch=4, tr=_rule(3, 4))
+
+
+def test_the_250hz_early_stopping_rule_is_a_level_on_the_mean():
+    # Quick_Start_250HzClassification: mean of the last 10 losses >= 70 and e > 10
+    losses = [2.4] * 12
+    assert not _early_stop(losses, epoch=12, tr=_rule(10, 10, "mean_at_least"))
+    assert _early_stop([2.4] * 2 + [70.0] * 10, epoch=12, tr=_rule(10, 10, "mean_at_least"))
+    assert not _early_stop([70.0] * 10, epoch=10, tr=_rule(10, 10, "mean_at_least"))  # e > 10
+    assert _early_stop([1.0, 3.0], epoch=5, tr=_rule(2, 1, "mean_at_least", level=2.0))
+
+
+def test_restore_best_false_keeps_the_last_weights():
+    """The 250 Hz notebook's rule never fires at a mean NLL of ~2.5 and its 'best' weights
+    alias the live ones: its runs end with the last epoch's weights, as without early stopping."""
+    base = dict(epochs=3, n_val=64)
+    plain = train(quick_cfg(**base), progress=False)
+    quirk = train(
+        quick_cfg(
+            **base,
+            early_stopping=True,
+            patience=2,
+            min_epochs=1,
+            early_stopping_rule="mean_at_least",
+            restore_best=False,
+        ),
+        progress=False,
+    )
+    assert quirk.epochs_run == 3 and not quirk.stopped_early
+    for k, v in plain.model.state_dict().items():
+        assert torch.equal(v, quirk.model.state_dict()[k]), k
 
 
 def test_early_stopping_returns_best_validation_weights():
@@ -178,3 +220,37 @@ def test_device_cuda_without_gpu_fails_at_once():
     with pytest.raises(SpikelocError, match="no CUDA GPU"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_extra_test_sets_are_fresh_draws_with_the_published_error_bar(tmp_path):
+    """training.n_test_sets (Optimizing-Membrane-Time-Constant: 10 sets of 4096): set 0 is the
+    run's test set, the others fresh and reproducible; sem = sd (ddof 0) / sqrt(n)."""
+    import numpy as np
+
+    from spikeloc.core.training import make_test_set, train_run
+
+    cfg = quick_cfg(epochs=1, n_train=128, n_test=64, n_test_sets=3)
+    m = train_run(cfg, tmp_path / "run", progress=False)
+    acc = m["test_sets_accuracy"]
+    assert len(acc) == 3 and acc[0] == m["accuracy"]
+    assert m["test_sets_accuracy_mean"] == pytest.approx(np.mean(acc))
+    assert m["test_sets_accuracy_sem"] == pytest.approx(np.std(acc) / np.sqrt(3))
+    sets = [make_test_set(cfg, index=k) for k in range(3)]
+    assert not torch.equal(sets[0].ipd, sets[1].ipd) and not torch.equal(sets[1].ipd, sets[2].ipd)
+    assert torch.equal(make_test_set(cfg, index=2).spikes, sets[2].spikes)
+    one = quick_cfg(epochs=1, n_train=128, n_test=64)
+    assert torch.equal(make_test_set(one).spikes, sets[0].spikes)  # set 0 unchanged
+
+
+@pytest.mark.parametrize(
+    "training,problem",
+    [
+        ({"n_test_sets": 0}, "must be > 0"),
+        ({"n_test_sets": 900}, "must be < 900"),
+        ({"n_test_sets": 2, "legacy_numpy_seed": 5}, "must be 1 with legacy_numpy_seed"),
+    ],
+)
+def test_bad_test_set_counts_are_refused(training, problem):
+    with pytest.raises(ConfigError, match=problem) as exc:
+        config_from_dict({"preset": "tutorial", "training": training}, "run.yaml")
+    assert exc.value.field == "training.n_test_sets"

@@ -3,7 +3,8 @@
 `snakemake figures paper --configfile config/quick.yaml --cores 2` trains every run, runs
 every module's notebook and typesets the paper, all under the quick tree (results/quick/,
 figures/quick/, paper/build/quick/). Afterwards: every declared figure exists in all three
-files, the PDF holds the figures and no missing-number marker, and a second invocation has
+files, the PDF holds the figures and no missing-number marker, the HTML edition shows them in
+a real browser with every link resolving, and a second invocation has
 nothing to do. Then the rerun rules: editing plotting code re-runs notebooks only; only a
 change to the *code* that trains re-trains (touching a file, or editing a docstring, does
 nothing; the lazily imported kernel-thread module counts); moving a run to another device
@@ -21,6 +22,7 @@ import yaml
 from pypdf import PdfReader
 from workflow_helpers import BIN, copy_repo, run, snakemake
 
+from spikeloc.pipeline import browser
 from spikeloc.pipeline.paper import MISSING_MARKER
 
 QUICK = ["--configfile", "config/quick.yaml"]
@@ -68,6 +70,14 @@ def test_whole_quick_dag(tmp_path):
     }
     in_paper = [f for m in manifests for f in m["figures"] if f.get("in_paper", True)]
     assert len(forms) >= len(in_paper)
+    # the HTML edition, read in a real browser (headless Chromium, offline): every in-paper
+    # figure shown with its image decoded, every in-page link resolving, no missing number
+    page = browser.inspect_page(root / "paper/build/quick/paper.html", marker=MISSING_MARKER)
+    assert page["broken_images"] == [] and page["dangling_links"] == [], page
+    assert page["missing_markers"] == 0 and page["figures_without_image"] == [], page
+    assert page["figures_unreferenced"] == [], page["figures_unreferenced"]
+    assert {f["id"] for f in in_paper} <= set(page["figure_ids"]), page["figure_ids"]
+    assert page["images"] >= len(in_paper) and page["internal_links"] > len(in_paper) / 2
     claims = json.loads((root / "results/quick/claims.json").read_text())
     assert claims["n_claims"] == sum(len(m.get("claims") or []) for m in manifests)
     for nb in (root / "results/quick/notebooks").glob("*.ipynb"):

@@ -213,7 +213,7 @@ SWEEP_MISTAKES = {
     "quick-changes-lr": (
         lambda s: s["quick"]["overrides"]["training"].update(lr=0.1),
         "sweeps.tau.quick.overrides.training.lr: unknown key (allowed: epochs, n_train, n_val, "
-        "n_test, batch_size, patience, min_epochs, checkpoint_every)",
+        "n_test, n_test_sets, batch_size, patience, min_epochs, checkpoint_every)",
     ),
     "quick-grid-not-swept": (
         lambda s: s["quick"].update(grid={"model.n_hidden": [4]}),

@@ -95,8 +95,8 @@ def all_figures(exts=("pdf", "png", "json")):
     return [f for m in sorted(MODULES) for f in module_figures(m, exts)]
 
 
-def paper_figures():
-    return [f for m in sorted(MODULES) for f in module_figures(m, ("pdf",), only_paper=True)]
+def paper_figures(exts=("pdf",)):
+    return [f for m in sorted(MODULES) for f in module_figures(m, exts, only_paper=True)]
 
 
 def module_inputs(module):
@@ -132,7 +132,7 @@ NOTEBOOK_LIBRARY_FILES = sorted(
 PAPER_SOURCES = sorted(
     str(p)
     for p in Path("paper").rglob("*")
-    if p.suffix in (".typ", ".bib") and "build" not in p.parts
+    if p.suffix in (".typ", ".bib", ".css") and "build" not in p.parts
 )
 AUTHORSHIP_FILES = [
     "results/authorship/authors.json",

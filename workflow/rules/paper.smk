@@ -73,3 +73,37 @@ rule typeset:
         f" --figures-dir {PROJECT.figures_dir}"
         " --timestamp '{params.timestamp}'"
         " --label {params.label:q} > {log} 2>&1"
+
+
+# The HTML edition: the same source compiled by Typst's HTML export into one self-contained
+# file (figures embedded as PNG, maths as MathML, working cross-references), beside the PDF.
+rule typeset_html:
+    input:
+        sources=PAPER_SOURCES,
+        variables=f"{RESULTS}/variables.json",
+        claims=f"{RESULTS}/claims.json",
+        figures=paper_figures(("png",)),
+        authorship=AUTHORSHIP_FILES,
+        manifests=[MODULES[m].source for m in sorted(MODULES)],
+        code="src/spikeloc/pipeline/paper.py",
+    output:
+        html=PROJECT.paper_html,
+        modules=f"{RESULTS}/paper_modules.html.json",
+    params:
+        timestamp=CFG["paper"]["timestamp"] if CFG["paper"]["timestamp"] is not None else "",
+        strict="--strict" if CFG["paper"]["strict"] else "--draft",
+        label=PROJECT.config_source,
+    conda:
+        CONDA_ENV
+    message:
+        "typesetting the HTML edition {output.html}"
+    log:
+        f"{LOGS}/typeset/paper_html.log",
+    localrule: True
+    shell:
+        "python -m spikeloc.pipeline.paper build --target html --out {output.html}"
+        " --modules-out {output.modules}"
+        " --variables {input.variables} --claims {input.claims} {params.strict}"
+        f" --figures-dir {PROJECT.figures_dir}"
+        " --timestamp '{params.timestamp}'"
+        " --label {params.label:q} > {log} 2>&1"

@@ -105,7 +105,14 @@ def ensemble_key(cfg: RunConfig) -> tuple | None:
     return (
         (m.n_inputs, m.n_hidden, m.n_classes, m.readout, T, st.anf_per_ear),
         (tr.batch_size, tr.n_train, tr.n_val, tr.epochs, tr.optimizer, tr.data),
-        (tr.early_stopping, tr.patience, tr.min_epochs),
+        (
+            tr.early_stopping,
+            tr.patience,
+            tr.min_epochs,
+            tr.early_stopping_rule,
+            tr.early_stopping_level,
+            tr.restore_best,
+        ),
         cfg.device,
     )
 
@@ -432,9 +439,7 @@ def train_ensemble(
                     m.best_state = {
                         k: v.detach().cpu().clone() for k, v in m.model.state_dict().items()
                     }
-                if tr.early_stopping and _early_stop(
-                    val_losses[i], epoch + 1, tr.patience, tr.min_epochs
-                ):
+                if tr.early_stopping and _early_stop(val_losses[i], epoch + 1, tr):
                     m.stopped = True
             row["stopped_early"] = m.stopped
             m.history.append(row)
@@ -448,7 +453,7 @@ def train_ensemble(
     wall = time.perf_counter() - t0
     results = []
     for m in members:
-        if tr.early_stopping and m.best_state is not None:
+        if tr.early_stopping and tr.restore_best and m.best_state is not None:
             m.model.load_state_dict(m.best_state)
         m.model.eval()
         results.append(

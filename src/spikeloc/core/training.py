@@ -84,7 +84,11 @@ _STREAMS = {
     "val": 5,
     "test": 6,
     "fresh_data": 7,
+    # the extra test sets of training.n_test_sets: set k >= 1 has stream 100 + k
+    "test_sets": 100,
 }
+#: The most test sets a run may have (their streams must stay below the next seed's).
+MAX_TEST_SETS = 900
 
 
 def seeded_generator(seed: int, stream: str) -> torch.Generator:
@@ -141,9 +145,10 @@ def _storage_dtype(device: torch.device) -> torch.dtype:
 
 
 def make_test_set(
-    cfg: RunConfig, n: int | None = None, device: torch.device | str = "cpu"
+    cfg: RunConfig, n: int | None = None, device: torch.device | str = "cpu", index: int = 0
 ) -> SpikeDataset:
-    """The test set of a run, regenerated from its seed (``n=None``: the run's own size).
+    """The test set of a run, regenerated from its seed (``n=None``: the run's own size);
+    ``index`` k >= 1: the run's k-th extra test set (``training.n_test_sets``), a fresh draw.
 
     The same set :func:`make_datasets` evaluates on, so an analysis can recompute a run's
     test numbers exactly. With ``training.legacy_numpy_seed`` it is the notebook's numpy
@@ -159,6 +164,12 @@ def make_test_set(
     seed = cfg.training.legacy_numpy_seed
     if seed is not None:
         return make_dataset(n, stim, legacy_numpy_seed=seed, **kw)
+    if index:
+        if not 0 < index < MAX_TEST_SETS:
+            raise ValueError(f"test set index must be in [0, {MAX_TEST_SETS}), got {index}")
+        g = torch.Generator()
+        g.manual_seed(int(cfg.seed) * 1000 + _STREAMS["test_sets"] + index)
+        return make_dataset(n, stim, generator=g, **kw)
     return make_dataset(n, stim, generator=seeded_generator(cfg.seed, "test"), **kw)
 
 
@@ -240,11 +251,16 @@ class TrainResult:
     recording: SpikeRecorder | None = None  # with training.record_hidden_spikes
 
 
-def _early_stop(val_losses: list[float], epoch: int, patience: int, min_epochs: int) -> bool:
-    """Dales_law.ipynb: stop when the oldest of the last ``patience`` losses is their minimum."""
-    if epoch <= min_epochs or len(val_losses) < patience:
+def _early_stop(val_losses: list[float], epoch: int, tr) -> bool:
+    """Whether to stop after ``epoch`` (1-based), never before ``min_epochs`` epochs and a
+    window of ``patience`` validation losses: ``oldest_is_min`` (Dales_law.ipynb) when the
+    oldest loss of the window is its minimum; ``mean_at_least`` (the 250 Hz notebook) when the
+    window's mean is at least ``early_stopping_level``."""
+    if epoch <= tr.min_epochs or len(val_losses) < tr.patience:
         return False
-    window = val_losses[-patience:]
+    window = val_losses[-tr.patience :]
+    if tr.early_stopping_rule == "mean_at_least":
+        return sum(window) / len(window) >= tr.early_stopping_level
     return min(window) == window[0]
 
 
@@ -373,7 +389,7 @@ def train(
             if vl < best_val:
                 best_val, best_epoch = vl, epoch + 1
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            if tr.early_stopping and _early_stop(val_losses, epoch + 1, tr.patience, tr.min_epochs):
+            if tr.early_stopping and _early_stop(val_losses, epoch + 1, tr):
                 stopped = True
         row["stopped_early"] = stopped
         history.append(row)
@@ -402,7 +418,7 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
     bar.close()
-    if tr.early_stopping and best_state is not None:
+    if tr.early_stopping and tr.restore_best and best_state is not None:
         # Dales_law.ipynb returns the weights of the best validation epoch (a true copy)
         model.load_state_dict(best_state)
     return TrainResult(
@@ -539,6 +555,28 @@ def train_run(
     )
 
 
+def _test_sets_metrics(model, cfg: RunConfig, first, device) -> dict:
+    """Accuracy and MAE on each of the run's ``n_test_sets`` test sets (set 0: ``first``'s),
+    with their mean and standard error sd / sqrt(n) (numpy's sd, ddof 0, as published)."""
+    import numpy as np
+
+    preds = [first] + [
+        evaluation.predict(model, make_test_set(cfg, device=device, index=k))
+        for k in range(1, cfg.training.n_test_sets)
+    ]
+    acc = np.array([evaluation.accuracy(p) for p in preds])
+    mae = np.array([evaluation.mae_continuous_deg(p) for p in preds])
+    n = len(preds)
+    return {
+        "test_sets_accuracy": acc.tolist(),
+        "test_sets_mae_continuous_deg": mae.tolist(),
+        "test_sets_accuracy_mean": float(acc.mean()),
+        "test_sets_accuracy_sem": float(acc.std() / np.sqrt(n)),
+        "test_sets_mae_mean_deg": float(mae.mean()),
+        "test_sets_mae_sem_deg": float(mae.std() / np.sqrt(n)),
+    }
+
+
 def write_run(
     cfg: RunConfig,
     result: TrainResult,
@@ -558,6 +596,8 @@ def write_run(
     partial.mkdir(parents=True, exist_ok=True)
     pred = evaluation.predict(result.model, datasets["test"])
     metrics = evaluation.summarise(pred)
+    if cfg.training.n_test_sets > 1:
+        metrics.update(_test_sets_metrics(result.model, cfg, pred, datasets["test"].spikes.device))
     train_pred = evaluation.predict(result.model, datasets["train"])
     metrics.update(
         {

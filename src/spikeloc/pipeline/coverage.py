@@ -88,9 +88,7 @@ def coverage(
     made_claims = _claimed(manifests, pub, "claims", "published_claim", "name", problems)
     if problems:
         raise ProblemsError(problems)
-    figures = [
-        {**f, "made_by": made_figures.get(f["number"], [])} for f in pub["figures"]
-    ]
+    figures = [{**f, "made_by": made_figures.get(f["number"], [])} for f in pub["figures"]]
     claims = [{**c, "checked_by": made_claims.get(c["number"], [])} for c in pub["claims"]]
     computable = [c for c in claims if c.get("kind") != "not_computable"]
     return {

@@ -301,6 +301,11 @@ class Project:
     def paper_pdf(self) -> str:
         return f"paper/build/{self.scale}/paper.pdf"
 
+    @property
+    def paper_html(self) -> str:
+        """The HTML edition of the paper (same source, Typst's HTML export)."""
+        return f"paper/build/{self.scale}/paper.html"
+
     def runs(self, module: str) -> dict[str, sw.RunSpec]:
         return self.modules[module].runs[self.scale]
 

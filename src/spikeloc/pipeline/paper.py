@@ -1,4 +1,5 @@
-"""Typesetting the paper: ``paper/main.typ`` + generated data -> ``paper/build/<scale>/paper.pdf``.
+"""Typesetting the paper: ``paper/main.typ`` + generated data -> ``paper/build/<scale>/paper.pdf``
+and its HTML edition ``paper.html`` (the same source compiled by Typst's HTML export).
 
 The paper is an output of the workflow (rule ``typeset``), one per scale::
 
@@ -34,6 +35,8 @@ from typing import Any
 from spikeloc.errors import SpikelocError
 from spikeloc.io import atomic_write_bytes, atomic_write_json
 from spikeloc.pipeline.coverage import PUBLISHED, coverage
+from spikeloc.pipeline.discrepancies import DISCREPANCIES, describe
+from spikeloc.pipeline.discrepancies import load as load_discrepancies
 from spikeloc.pipeline.manifests import load_manifests
 
 __all__ = [
@@ -48,6 +51,8 @@ __all__ = [
 
 #: Marker printed for a missing number in draft (non-strict) builds; tests look for it.
 MISSING_MARKER = "MISSING NUMBER"
+#: What the paper is compiled to: the PDF, and the HTML edition of the same source.
+TARGETS = ("pdf", "html")
 
 
 class PaperError(SpikelocError):
@@ -133,7 +138,10 @@ def modules_data(
                 "caption": f["caption"],
                 "in_paper": bool(f.get("in_paper", True)),
                 "path": f"/{Path(figures_dir).as_posix()}/{f['id']}.pdf",
+                # the HTML edition shows the PNG the notebook wrote beside the PDF
+                "png": f"/{Path(figures_dir).as_posix()}/{f['id']}.png",
                 "width": _figure_width(f["id"], root / figures_dir),
+                "published": f.get("published_figure"),
             }
             for f in m.get("figures") or []
         ]
@@ -143,6 +151,7 @@ def modules_data(
                 "title": m["title"],
                 "description": m.get("description", ""),
                 "order": int(m.get("order", 100)),
+                "part": m.get("part", "main"),
                 "owners": list(m.get("owners") or []),
                 "original_authors": list(m.get("original_authors") or []),
                 "section": section or None,
@@ -151,13 +160,55 @@ def modules_data(
                 "notes": list(m.get("notes") or []),
                 "runs": list(m["runs"]),
                 "sweeps": list(m["sweeps"]),
+                # trainings and simulations per scale (single runs and every sweep's runs)
+                "n_runs": {
+                    scale: len(manifest.runs[scale])
+                    + sum(len(r) for r in manifest.sweeps[scale].values())
+                    for scale in manifest.runs
+                },
+                "notebook": f"workflow/notebooks/{name}.ipynb",
+                "n_claims": len(m.get("claims") or []),
             }
         )
-    modules.sort(key=lambda d: (d["order"], d["name"]))
+    modules.sort(key=lambda d: (d["part"] == "appendix", d["order"], d["name"]))
+    number_figures(modules)
     out: dict[str, Any] = {"format": "spikeloc-paper-modules/1", "modules": modules}
     if (root / PUBLISHED).is_file():  # the coverage table of the reproduction report
         out["coverage"] = coverage(analyses_dir, root=root)
+    if (root / DISCREPANCIES).is_file():  # prose against code, and what reproduces each
+        out["discrepancies"] = [
+            {
+                **item,
+                "text_side": describe(item["sides"]["text"]),
+                "code_side": describe(item["sides"]["code"]),
+            }
+            for item in load_discrepancies(root / DISCREPANCIES)
+        ]
     return out
+
+
+def number_figures(modules: list[dict[str, Any]]) -> None:
+    """Give every in-paper figure its number, in document order: the published figure's
+    number where it regenerates one (4; 4a and 4b where two regenerate figure 4), else a
+    supplementary number S1, S2, ... (``number`` is None for figures not in the paper)."""
+    figures = [f for m in modules for f in m["figures"] if f["in_paper"]]
+    total: dict[int, int] = {}
+    for f in figures:
+        if f["published"] is not None:
+            total[f["published"]] = total.get(f["published"], 0) + 1
+    seen: dict[int, int] = {}
+    supplementary = 0
+    for m in modules:
+        for f in m["figures"]:
+            if not f["in_paper"]:
+                f["number"] = None
+            elif f["published"] is not None:
+                p = f["published"]
+                seen[p] = seen.get(p, 0) + 1
+                f["number"] = str(p) if total[p] == 1 else f"{p}{'abcdefghij'[seen[p] - 1]}"
+            else:
+                supplementary += 1
+                f["number"] = f"S{supplementary}"
 
 
 def _git(args: Sequence[str], root: Path) -> str | None:
@@ -205,13 +256,19 @@ def build(
     strict: bool = True,
     timestamp: int | None = None,
     label: str = "",
+    target: str | None = None,
 ) -> Path:
     """Write ``modules_out`` and compile ``main_file`` into ``out``; returns ``out``.
 
     ``label`` names the configuration the results come from (printed in the build stamp).
+    ``target``: ``pdf`` or ``html`` (the HTML edition: one self-contained file, figures
+    embedded as PNG, maths as MathML); None: from the suffix of ``out``.
     """
     import typst
 
+    target = target or ("html" if Path(out).suffix.lower() in (".html", ".htm") else "pdf")
+    if target not in TARGETS:
+        raise PaperError(f"--target: must be one of {', '.join(TARGETS)}, got {target!r}")
     root = Path(root).resolve()
     check_sources(root / Path(main_file).parent)
     for what, p in (("variables", variables), ("claims", claims)):
@@ -241,6 +298,9 @@ def build(
         "missing-marker": MISSING_MARKER,
         "config-label": label,
         "dated": "true" if ts > 0 else "false",
+        "target": target,
+        # the scale of the results (figures/<scale>): run counts in the text are this scale's
+        "scale": Path(figures_dir).name,
     }
     try:
         pdf = typst.compile(
@@ -250,6 +310,7 @@ def build(
             timestamp=ts,
             ignore_system_fonts=True,
             font_paths=[],
+            format=target,
         )
     except typst.TypstError as exc:
         message = getattr(exc, "message", None) or str(exc)
@@ -257,6 +318,9 @@ def build(
         lines = [f"{main_file}: typst: {message.strip()}"] + [f"  hint: {h}" for h in hints]
         trace = getattr(exc, "trace", None) or []
         lines += [f"  at: {t}" for t in trace[:5]]
+        where = getattr(exc, "diagnostic", None)  # Typst's own rendering: file, line, caret
+        if where and not trace:
+            lines += ["  " + line for line in str(where).splitlines()[1:6]]
         raise PaperError("\n".join(lines)) from None
     out = root / out
     atomic_write_bytes(out, pdf)
@@ -293,6 +357,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--label", default="", help="configuration the results come from (stamped)")
     b.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=None,
+        help="pdf or html (default: from the suffix of --out)",
+    )
+    b.add_argument(
         "--timestamp", default="", help="unix time for the PDF date (default: commit time of HEAD)"
     )
     m = sub.add_parser("modules", help="only write the modules list the paper reads")
@@ -324,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             strict=args.strict,
             timestamp=int(ts_text) if ts_text else None,
             label=args.label,
+            target=args.target,
         )
     except SpikelocError as exc:
         print(f"spikeloc: error: {exc}", file=sys.stderr)

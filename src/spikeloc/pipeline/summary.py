@@ -28,7 +28,11 @@ def _claims(path: Path) -> dict[str, Any] | None:
 
 
 def summary_lines(
-    scale: str, results: str | Path, figures_dir: str | Path, paper_pdf: str | Path, logs: str | Path
+    scale: str,
+    results: str | Path,
+    figures_dir: str | Path,
+    paper_pdf: str | Path,
+    logs: str | Path,
 ) -> list[str]:
     """The summary as lines, from what exists on disk now (nothing is recomputed)."""
     results, figures_dir, paper_pdf = Path(results), Path(figures_dir), Path(paper_pdf)

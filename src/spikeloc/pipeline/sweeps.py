@@ -76,6 +76,7 @@ SIZE_KEYS = frozenset(
         "n_train",
         "n_val",
         "n_test",
+        "n_test_sets",
         "batch_size",
         "patience",
         "min_epochs",
