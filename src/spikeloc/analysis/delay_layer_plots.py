@@ -125,8 +125,10 @@ def fig_delayed_inputs(run: DDLRun, delays_per_class: np.ndarray | None, title: 
         ax.set_xlabel("time (steps)", fontsize=7)
     for ax in axes[:, 0]:
         ax.set_ylabel("input index", fontsize=7)
-    fig.suptitle(f"{title}: rows 0-{C - 1} ear 1 (red), rows {C}-{2 * C - 1} ear 2 after the "
-                 "delay of each class's node (blue)", fontsize=9)
+    ear2 = ("as they enter the delay layer" if delays_per_class is None
+            else "after the delay of each class's node")
+    fig.suptitle(f"{title}: rows 0-{C - 1} ear 1 (red), rows {C}-{2 * C - 1} ear 2 {ear2} "
+                 "(blue)", fontsize=9)
     fig.tight_layout()
     return fig
 
