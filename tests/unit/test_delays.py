@@ -68,8 +68,24 @@ def test_leaky_integration_and_coincidence_outputs():
     with pytest.raises(ValueError, match="subtractive or multiplicative"):
         delays.coincidence_output(u, "divisive")
     assert delays.tau_schedule(0) == 40.0
-    assert delays.tau_schedule(150) == pytest.approx(40 * math.exp(-0.75))
-    assert delays.tau_schedule(10_000) == 5.0
+    # the notebook's printed values after epochs 150 and 151 (its evaluation uses the latter)
+    assert delays.tau_schedule(150) == pytest.approx(18.894662109640603, rel=1e-14)
+    assert delays.tau_schedule(151) == pytest.approx(18.80042458922153, rel=1e-14)
+    # below the floor the notebook's rule alternates: tau < 5 -> 5 -> 5 exp(-0.005) -> 5 ...
+    tail = [delays.tau_schedule(e) for e in range(9_996, 10_000)]
+    low = 5.0 * math.exp(-0.005)
+    assert sorted(set(tail)) == [low, 5.0] and tail[0] != tail[1]
+
+
+def test_ddl_output_leaves_out_the_last_step_as_the_notebook_does():
+    net = delays.DDLNetwork(3, max_delay=2)
+    with torch.no_grad():
+        net.ddl.delay.zero_()
+    x = torch.zeros(1, 2, 3, 8)
+    x[0, 0, 1, 7] = 1.0  # a spike of ear 1, class 1, at the last step only
+    assert torch.equal(net(x, 4.0), torch.log_softmax(torch.zeros(1, 3), 1))
+    net.integrate_last_step = True
+    assert torch.allclose(net(x, 4.0), torch.log_softmax(torch.tensor([[0.0, -1.0, 0.0]]), 1))
 
 
 def test_dcls_max_mode_is_one_integer_tap_a_plain_delayed_weight():
@@ -109,7 +125,7 @@ def test_study_settings_reject_bad_options_and_the_ddl_stimulus_has_the_publishe
     from spikeloc.analysis import dcls, delay_layer
 
     with pytest.raises(ValueError, match="references or copy"):
-        dcls.train(dcls.DCLSSettings(best_weights="best"))
+        dcls.settings_from({"best_weights": "best"})
     with pytest.raises(ValueError, match="subtractive or multiplicative"):
         delays.DDLNetwork(36, synapse="additive")
     s = delay_layer.DDLSettings()
@@ -117,4 +133,4 @@ def test_study_settings_reject_bad_options_and_the_ddl_stimulus_has_the_publishe
     assert x.shape == (5, 2, 36, 110) and s.n_steps == 110
     assert float(x[..., :40].abs().sum()) == 0 and float(x[..., 90:].abs().sum()) == 0
     assert s.ipd_deg()[0] == -90 and s.ipd_deg()[-1] == 85
-    assert dcls.DCLSSettings().taps == 31 and dcls.DCLSSettings(max_delay_ms=25).taps == 25
+    assert dcls.DCLSSettings().taps == 31 and dcls.settings_from({"taps": 25}).taps == 25

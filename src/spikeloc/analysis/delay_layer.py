@@ -1,16 +1,47 @@
 """The differentiable delay layer study (figs 11-15; ``research/Solving_problem_with_delay_learning``):
-its stimulus, training loop, evaluation and figures. The model is :mod:`spikeloc.core.delays`."""
+its stimulus, training loop and evaluation. The model is :mod:`spikeloc.core.delays`; the
+figures are in :mod:`spikeloc.analysis.delay_layer_plots` (kept apart: this module's code
+decides when a run retrains).
+
+The pipeline trains it as a *task run* (``task: spikeloc.analysis.delay_layer:train_task`` in
+``workflow/analyses/delay_layer.yaml``): :func:`train_task` trains one seed into its
+directory with a checkpoint after every epoch (a killed run resumes where it stopped) and
+evaluates it; the notebook reads finished runs with :func:`load_run`.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spikeloc.analysis.task_params import settings_dict, settings_from_params
 from spikeloc.core import delays
+from spikeloc.errors import ConfigError, WeightsError
+from spikeloc.io import atomic_torch_save, atomic_write_bytes, atomic_write_text
+
+__all__ = [
+    "DDLRun",
+    "DDLSettings",
+    "eval_tau",
+    "evaluate",
+    "load_run",
+    "make_batch",
+    "settings_from",
+    "train",
+    "train_task",
+]
+
+MODEL_FORMAT = "spikeloc-ddl/1"
+CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -33,6 +64,7 @@ class DDLSettings:
     tau_floor: float = 5.0
     synapse: str = "subtractive"
     fix_first: bool = True
+    integrate_last_step: bool = False  # published: the last step's potential stays 0
     n_test_batches: int = 50  # performance measure 1: 50 x 200 samples
     n_train_eval: int = 2000  # performance measure 2: first 2000 collected training inputs
     n_test_eval: int = 2000  # ... and one fresh batch of 2000
@@ -44,6 +76,42 @@ class DDLSettings:
 
     def ipd_deg(self) -> np.ndarray:
         return -90.0 + self.ang_step_deg * np.arange(self.n_classes)
+
+
+_AT_LEAST_1 = (lambda v: v >= 1, "must be >= 1")
+_POSITIVE = (lambda v: v > 0, "must be > 0")
+CHECKS = {
+    "n_classes": (lambda v: v >= 2, "must be >= 2"),
+    **{k: _AT_LEAST_1 for k in ("duration_steps", "batch_size", "epochs", "n_test_batches",
+                                "n_test_eval", "n_train_eval")},
+    "max_delay": (lambda v: v >= 2, "must be >= 2 (initial delays are drawn from 1 .. max - 1)"),
+    **{k: _POSITIVE for k in ("ang_step_deg", "frequency_hz", "envelope_power", "rate_max_hz",
+                              "dt_s", "lr", "tau_start", "tau_floor")},
+    "tau_decay": (lambda v: v >= 0, "must be >= 0"),
+    "synapse": (lambda v: v in ("subtractive", "multiplicative"),
+                "must be subtractive or multiplicative"),
+}
+
+
+def settings_from(params: dict | None, seed: int = 0) -> DDLSettings:
+    """Validated settings from a task run's ``params`` (:class:`ConfigError` naming the key)."""
+    s = settings_from_params(DDLSettings, params, seed=seed, checks=CHECKS)
+    if s.n_train_eval > s.epochs * s.batch_size:
+        raise ConfigError(None, "n_train_eval", f"must be <= epochs x batch_size "
+                          f"({s.epochs * s.batch_size}: the training samples there are), "
+                          f"got {s.n_train_eval}")
+    return s
+
+
+def _generator(seed: int, *stream: int) -> torch.Generator:
+    """An independent generator per (seed, purpose, index): the initial delays, every epoch's
+    batch and the test sets draw from their own, so a resumed run draws what an uninterrupted
+    one does and the training samples can be drawn again for evaluation."""
+    state = np.random.SeedSequence([seed, *stream]).generate_state(2)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+_INIT, _EPOCH, _TEST, _FIGURE = range(4)
 
 
 def make_batch(s: DDLSettings, n: int, gen: torch.Generator):
@@ -63,66 +131,118 @@ def make_batch(s: DDLSettings, n: int, gen: torch.Generator):
     return x, labels
 
 
-@dataclass
-class DDLResult:
-    settings: DDLSettings
-    model: delays.DDLNetwork
-    initial_delays: np.ndarray
-    losses: list[float] = field(default_factory=list)
-    taus: list[float] = field(default_factory=list)
-    train_x: torch.Tensor | None = None
-    train_y: torch.Tensor | None = None
-
-    @property
-    def final_tau(self) -> float:
-        return self.taus[-1]
+def epoch_batch(s: DDLSettings, epoch: int):
+    """The training batch of ``epoch`` (one fresh batch of ``batch_size`` per epoch)."""
+    return make_batch(s, s.batch_size, _generator(s.seed, _EPOCH, epoch))
 
 
-def train(s: DDLSettings) -> DDLResult:
-    """One fresh batch per epoch, SGD on the delays, tau decaying per epoch."""
-    gen = torch.Generator().manual_seed(s.seed)
-    model = delays.DDLNetwork(s.n_classes, s.max_delay, fix_first=s.fix_first,
-                              synapse=s.synapse, generator=gen)
-    res = DDLResult(s, model, model.ddl.integer_delays().detach().numpy().copy())
+def figure_batch(s: DDLSettings, n: int):
+    """Samples for figures (their own stream, never trained on)."""
+    return make_batch(s, n, _generator(s.seed, _FIGURE))
+
+
+def build_model(s: DDLSettings) -> delays.DDLNetwork:
+    """The network with the seed's initial delays (uniform integers 1 .. max_delay - 1)."""
+    return delays.DDLNetwork(s.n_classes, s.max_delay, fix_first=s.fix_first,
+                             synapse=s.synapse, integrate_last_step=s.integrate_last_step,
+                             generator=_generator(s.seed, _INIT))
+
+
+def _device(requested: str | None) -> torch.device:
+    if requested in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested not in ("cpu", "cuda"):
+        raise ConfigError(None, "device", f"must be auto, cpu or cuda, got {requested!r}")
+    return torch.device(requested)
+
+
+def train(s: DDLSettings, *, device: str | None = "cpu", checkpoint: Path | None = None):
+    """One fresh batch per epoch, SGD on the delays, tau decaying per epoch. With
+    ``checkpoint`` the state after every epoch is saved there, and a run that finds one
+    continues from it. Returns ``(model, initial_delays, losses, taus, wall_s)``."""
+    dev = _device(device)
+    model = build_model(s)
+    initial = model.ddl.integer_delays().detach().numpy().copy()
+    model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=s.lr)
-    xs, ys = [], []
-    for e in range(s.epochs):
+    losses: list[float] = []
+    taus: list[float] = []
+    wall = 0.0
+    if checkpoint is not None and checkpoint.is_file():
+        ck = _load_checkpoint(checkpoint, s)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        losses, taus, wall = list(ck["losses"]), list(ck["taus"]), float(ck["wall_s"])
+    t0 = time.perf_counter() - wall
+    for e in range(len(losses), s.epochs):
         tau = delays.tau_schedule(e, s.tau_start, s.tau_decay, s.tau_floor)
-        x, y = make_batch(s, s.batch_size, gen)
-        if sum(len(v) for v in ys) < s.n_train_eval:
-            xs.append(x)
-            ys.append(y)
-        loss = F.nll_loss(model(x, tau), y)
+        x, y = epoch_batch(s, e)
+        loss = F.nll_loss(model(x.to(dev), tau), y.to(dev))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        res.losses.append(float(loss.detach()))
-        res.taus.append(tau)
-    res.train_x = torch.cat(xs)[: s.n_train_eval]
-    res.train_y = torch.cat(ys)[: s.n_train_eval]
-    return res
+        losses.append(float(loss.detach()))
+        taus.append(tau)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, s, model, opt, losses, taus, time.perf_counter() - t0)
+    return model, initial, losses, taus, time.perf_counter() - t0
+
+
+def eval_tau(s: DDLSettings) -> float:
+    """The time constant the notebook evaluates with: the global ``TAU`` after the last
+    epoch's decay (18.80 after 151 epochs; the last epoch trained with 18.89)."""
+    return delays.tau_schedule(s.epochs, s.tau_start, s.tau_decay, s.tau_floor)
+
+
+def _save_checkpoint(path, s, model, opt, losses, taus, wall_s) -> None:
+    atomic_torch_save(path, {
+        "format": MODEL_FORMAT + "-checkpoint",
+        "settings": settings_dict(s),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "losses": losses,
+        "taus": taus,
+        "wall_s": wall_s,
+    })
+
+
+def _load_checkpoint(path: Path, s: DDLSettings) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, unpickling errors of many types
+        raise WeightsError(path, "<file>", f"not a readable checkpoint ({type(exc).__name__}); "
+                           "delete it to train afresh") from None
+    if not isinstance(ck, dict) or ck.get("settings") != settings_dict(s):
+        raise WeightsError(path, "settings", "the checkpoint is of other settings; delete it "
+                           "to train afresh")
+    return ck
 
 
 @torch.no_grad()
-def predict(res: DDLResult, x: torch.Tensor) -> np.ndarray:
-    return res.model(x, res.final_tau).argmax(1).numpy()
+def predict(model: delays.DDLNetwork, x: torch.Tensor, tau: float, batch: int = 500):
+    dev = next(model.parameters()).device
+    return torch.cat([model(x[i : i + batch].to(dev), tau).argmax(1).cpu()
+                      for i in range(0, len(x), batch)]).numpy()
 
 
 @torch.no_grad()
-def evaluate(res: DDLResult, seed: int = 1) -> dict:
+def evaluate(model: delays.DDLNetwork, s: DDLSettings, tau: float) -> dict:
     """Measure 1 (absolute errors over ``n_test_batches`` fresh batches) and measure 2
-    (accuracy and MAE on the first collected training inputs and on one fresh batch)."""
-    s = res.settings
-    gen = torch.Generator().manual_seed(10_000 + seed)
+    (accuracy and MAE on the first ``n_train_eval`` training inputs, drawn again from the
+    epochs' generators, and on one fresh batch of ``n_test_eval``)."""
+    gen = _generator(s.seed, _TEST)
     errs = []
     for _ in range(s.n_test_batches):
         x, y = make_batch(s, s.batch_size, gen)
-        errs.append(np.abs(predict(res, x) - y.numpy()) * s.ang_step_deg)
-    abs_err = np.concatenate(errs)
+        errs.append(np.abs(predict(model, x, tau) - y.numpy()) * s.ang_step_deg)
     xt, yt = make_batch(s, s.n_test_eval, gen)
-    out = {"abs_errors_deg": abs_err}
-    for name, x, y in (("train", res.train_x, res.train_y), ("test", xt, yt)):
-        pred, true = predict(res, x), y.numpy()
+    n_ep = math.ceil(s.n_train_eval / s.batch_size)
+    batches = [epoch_batch(s, e) for e in range(n_ep)]
+    xtr = torch.cat([b[0] for b in batches])[: s.n_train_eval]
+    ytr = torch.cat([b[1] for b in batches])[: s.n_train_eval]
+    out: dict = {"abs_errors_deg": np.concatenate(errs)}
+    for name, x, y in (("train", xtr, ytr), ("test", xt, yt)):
+        pred, true = predict(model, x, tau), y.numpy()
         out[name] = {"true": true, "pred": pred,
                      "accuracy": float(np.mean(pred == true)),
                      "mae_deg": float(np.mean(np.abs(pred - true)) * s.ang_step_deg)}
@@ -136,151 +256,115 @@ def confusion(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     return m / np.maximum(m.sum(0, keepdims=True), 1)
 
 
-# ------------------------------------------------------------------------------ figures
+def _history_csv(losses, taus) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["epoch", "loss", "tau_steps"])
+    for e, (loss, tau) in enumerate(zip(losses, taus, strict=True)):
+        w.writerow([e, repr(loss), repr(tau)])
+    return buf.getvalue()
 
 
-def fig_layer_structure(x: np.ndarray | None = None, d: float = 2.0):
-    """Fig 11: the delay layer on a small worked example, from :func:`delays.shift_linear`'s
-    own intermediate values: zero-padded input, target grid, translation, interpolation
-    weights, output train."""
-    import matplotlib.pyplot as plt
-
-    if x is None:
-        x = np.array([0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0], dtype=np.float32)
-    xt = torch.as_tensor(x)[None]
-    tr = delays.shift_linear(xt, torch.tensor([float(d)]), trace=True)
-    T = len(x)
-    t = np.arange(T)
-    fig, axes = plt.subplots(5, 1, figsize=(6.5, 6.5), sharex=True)
-    axes[0].stem(t, x, basefmt=" ")
-    axes[0].set_title("a  zero-padded input x[t]", loc="left")
-    axes[1].plot(t, tr.grid.numpy(), "o")
-    axes[1].set_title("b  target grid x_t = -1 + 2t/(T-1)", loc="left")
-    axes[2].plot(t, tr.grid.numpy(), "o", alpha=0.3, label="grid")
-    axes[2].plot(t, tr.translated[0].numpy(), "s", label=f"translated by 2d/(T-1), d = {d:g}")
-    axes[2].legend(fontsize=7, loc="upper left")
-    axes[2].set_title("c  translation (affine [[1, 0, 2d/(T-1)], [0, 1, 0]])", loc="left")
-    src = tr.source[0].numpy()
-    axes[3].bar(t - 0.2, tr.w_left[0].numpy(), 0.4, label="weight of x[floor(t+d)]")
-    axes[3].bar(t + 0.2, tr.w_right[0].numpy(), 0.4, label="weight of x[floor(t+d)+1]")
-    for ti, si in zip(t, src, strict=False):
-        axes[3].annotate(f"{si:g}", (ti, 1.05), ha="center", fontsize=6)
-    axes[3].set_ylim(0, 1.4)
-    axes[3].legend(fontsize=7, loc="upper left")
-    axes[3].set_title("d  1D linear interpolation at source index t + d", loc="left")
-    axes[4].stem(t, tr.output[0].numpy(), basefmt=" ")
-    axes[4].set_title("e  output y[t] = x[t + d]", loc="left")
-    axes[4].set_xlabel("time step t")
-    fig.tight_layout()
-    return fig
-
-
-def fig_network(model: delays.DDLNetwork, ipd_deg: np.ndarray, n_show: int = 6):
-    """Fig 12: 2 inputs per class -> DDL (one delay per class on ear 2) -> coincidence
-    outputs, drawn from the model (its class count and current delays)."""
-    import matplotlib.pyplot as plt
-
-    C = model.n_classes
-    d = model.ddl.integer_delays().detach().numpy()[-1]
-    idx = np.unique(np.linspace(0, C - 1, n_show).round().astype(int))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for k, i in enumerate(idx):
-        y = -k * 1.0
-        ax.text(0, y + 0.18, "ear 1", fontsize=7, ha="center")
-        ax.text(0, y - 0.22, "ear 2", fontsize=7, ha="center")
-        ax.plot([0.3, 2.6], [y + 0.15, y + 0.15], "k-", lw=0.8)
-        ax.plot([0.3, 1.2], [y - 0.15, y - 0.15], "k-", lw=0.8)
-        ax.add_patch(plt.Rectangle((1.2, y - 0.3), 0.8, 0.3, fc="#9ecae1", ec="k"))
-        ax.text(1.6, y - 0.15, f"d={d[i]:+.0f}", ha="center", va="center", fontsize=7)
-        ax.plot([2.0, 2.6], [y - 0.15, y - 0.15], "k-", lw=0.8)
-        ax.add_patch(plt.Circle((3.0, y), 0.25, fc="#fdae6b", ec="k"))
-        ax.text(3.0, y, "-Σ(u2-u1)²" if model.synapse == "subtractive" else "Σu1u2",
-                ha="center", va="center", fontsize=5)
-        ax.text(3.4, y, f"class {i}: {ipd_deg[i]:+.0f}°", va="center", fontsize=7)
-    ax.text(1.6, 0.6, f"DDL ({C} learnable delays)", ha="center", fontsize=8)
-    ax.text(3.0, 0.6, f"{C} output nodes", ha="center", fontsize=8)
-    ax.text(4.6, -len(idx) / 2 + 0.5, "LogSoftmax\n+ NLL", ha="center", fontsize=8)
-    ax.set_xlim(-0.5, 5.2)
-    ax.set_ylim(-len(idx) + 0.3, 1.0)
-    ax.axis("off")
-    ax.set_title(f"DDL network ({len(idx)} of {C} classes shown)", fontsize=9)
-    return fig
+def train_task(params: dict, *, seed: int, out_dir: Path, device: str = "cpu",
+               threads: int | None = None, progress: bool = False) -> dict:
+    """One DDL run (a task run): validate ``params`` (the :class:`DDLSettings` fields but
+    ``seed``), train with a checkpoint per epoch in ``out_dir``, evaluate, and write
+    ``model.pt`` (state dict, settings, initial delays), ``history.csv`` (loss and tau per
+    epoch) and ``evaluation.npz`` (measure 1's absolute errors; measure 2's true and
+    estimated classes). Returns the metrics."""
+    s = settings_from(params, seed)
+    if threads:
+        torch.set_num_threads(int(threads))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, initial, losses, taus, wall = train(s, device=device,
+                                               checkpoint=out_dir / CHECKPOINT)
+    t0 = time.perf_counter()
+    tau_eval = eval_tau(s)
+    ev = evaluate(model, s, tau_eval)
+    learned = model.ddl.integer_delays().detach().cpu().numpy()
+    atomic_torch_save(out_dir / "model.pt", {
+        "format": MODEL_FORMAT, "settings": settings_dict(s),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "initial_delays": torch.as_tensor(initial),
+    })
+    atomic_write_text(out_dir / "history.csv", _history_csv(losses, taus))
+    buf = io.BytesIO()
+    np.savez(buf, abs_errors_deg=ev["abs_errors_deg"],
+             **{f"{n}_{k}": ev[n][k] for n in ("train", "test") for k in ("true", "pred")})
+    atomic_write_bytes(out_dir / "evaluation.npz", buf.getvalue())
+    if progress:
+        print(f"seed {seed}: {s.epochs} epochs in {wall:.1f} s; test "
+              f"{100 * ev['test']['accuracy']:.1f}% / {ev['test']['mae_deg']:.1f} deg", flush=True)
+    return {
+        "n_classes": s.n_classes,
+        "chance": 1.0 / s.n_classes,
+        "epochs": s.epochs,
+        "final_loss": losses[-1],
+        "final_tau_steps": tau_eval,
+        "last_training_tau_steps": taus[-1],
+        "train_accuracy": ev["train"]["accuracy"],
+        "train_mae_deg": ev["train"]["mae_deg"],
+        "test_accuracy": ev["test"]["accuracy"],
+        "test_mae_deg": ev["test"]["mae_deg"],
+        "measure1_mae_deg": float(ev["abs_errors_deg"].mean()),
+        "measure1_samples": int(ev["abs_errors_deg"].size),
+        "initial_delays": [int(v) for v in initial[-1]],
+        "learned_delays": [int(v) for v in learned[-1]],
+        "delay_first": int(learned[-1][0]),
+        "delay_min": int(learned[-1].min()),
+        "delay_max": int(learned[-1].max()),
+        "train_wall_s": wall,
+        "eval_wall_s": time.perf_counter() - t0,
+    }
 
 
-def fig_delayed_inputs(res: DDLResult, delays_per_class: np.ndarray, title: str, seed: int = 3):
-    """Fig 13: for each IPD class i, one sample of that IPD: ear-1 train and the ear-2 train
-    after class i's delay (6 x 6 grid)."""
-    import matplotlib.pyplot as plt
+@dataclass
+class DDLRun:
+    """A finished run, as :func:`load_run` reads it."""
 
-    s = res.settings
-    gen = torch.Generator().manual_seed(seed)
-    x, y = make_batch(s, 12 * s.n_classes, gen)
-    n = int(math.ceil(math.sqrt(s.n_classes)))
-    fig, axes = plt.subplots(n, n, figsize=(10, 9), sharex=True, sharey=True)
-    for i, ax in enumerate(axes.flat):
-        if i >= s.n_classes:
-            ax.axis("off")
-            continue
-        j = int(np.flatnonzero(y.numpy() == i)[0])
-        a = x[j, 0, i].numpy()
-        b = delays.shift_linear(x[j, 1, i][None], torch.tensor([float(delays_per_class[i])]))[0]
-        ax.vlines(np.flatnonzero(a), 0.55, 1.0, color="C0", lw=1)
-        ax.vlines(np.flatnonzero(b.numpy() > 0.5), 0.0, 0.45, color="C3", lw=1)
-        ax.set_title(f"{s.ipd_deg()[i]:+.0f}° (d={int(delays_per_class[i]):+d})", fontsize=7)
-        ax.set_yticks([])
-    for ax in axes[-1]:
-        ax.set_xlabel("time step", fontsize=7)
-    fig.suptitle(f"{title}: ear 1 (blue, top) and delayed ear 2 (red, bottom)", fontsize=9)
-    fig.tight_layout()
-    return fig
+    path: Path
+    settings: DDLSettings
+    model: delays.DDLNetwork
+    initial_delays: np.ndarray  # (1 or 2, C)
+    losses: list[float]
+    taus: list[float]
+    evaluation: dict
+    metrics: dict | None
+
+    @property
+    def final_tau(self) -> float:
+        """The evaluation time constant (after the last epoch's decay)."""
+        return eval_tau(self.settings)
+
+    @property
+    def learned_delays(self) -> np.ndarray:
+        return self.model.ddl.integer_delays().detach().numpy()
 
 
-def fig_loss_and_errors(res: DDLResult, abs_err: np.ndarray):
-    """Fig 14: loss per epoch; histogram of absolute errors over the test samples."""
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.3))
-    a.plot(res.losses)
-    a.set_xlabel(f"epoch (one batch of {res.settings.batch_size})")
-    a.set_ylabel("NLL loss")
-    a.set_title("a  training loss", loc="left")
-    step = res.settings.ang_step_deg
-    bins = np.arange(0, abs_err.max() + 2 * step, step) - step / 2
-    b.hist(abs_err, bins=bins)
-    b.set_xlabel("absolute error (deg)")
-    b.set_ylabel("test samples")
-    b.set_title(f"b  errors over {len(abs_err)} test samples", loc="left")
-    fig.tight_layout()
-    return fig
-
-
-def fig_histograms_confusion(res: DDLResult, ev: dict):
-    """Fig 15: true vs estimated histograms and confusion, train and test."""
-    import matplotlib.pyplot as plt
-
-    s = res.settings
-    ipd = s.ipd_deg()
-    fig, axes = plt.subplots(2, 2, figsize=(9, 7.5))
-    for row, name in enumerate(("train", "test")):
-        e = ev[name]
-        ax = axes[row, 0]
-        bins = np.arange(s.n_classes + 1) - 0.5
-        ax.hist(e["true"], bins=bins, histtype="step", label="true")
-        ax.hist(e["pred"], bins=bins, histtype="step", label="estimated")
-        ticks = np.arange(0, s.n_classes, 6)
-        ax.set_xticks(ticks, [f"{ipd[t]:.0f}" for t in ticks])
-        ax.set_xlabel("IPD (deg)")
-        ax.set_ylabel("samples")
-        ax.legend(fontsize=7)
-        ax.set_title(f"{'ac'[row]}  {name}: {100 * e['accuracy']:.1f}% correct, "
-                     f"MAE {e['mae_deg']:.1f}°", loc="left", fontsize=9)
-        ax = axes[row, 1]
-        m = confusion(e["true"], e["pred"], s.n_classes)
-        ext = (ipd[0] - 2.5, ipd[-1] + 2.5, ipd[0] - 2.5, ipd[-1] + 2.5)
-        im = ax.imshow(m, origin="lower", extent=ext, aspect="auto", cmap="viridis")
-        fig.colorbar(im, ax=ax, label="fraction of true class")
-        ax.set_xlabel("true IPD (deg)")
-        ax.set_ylabel("estimated IPD (deg)")
-        ax.set_title(f"{'bd'[row]}  {name} confusion", loc="left", fontsize=9)
-    fig.tight_layout()
-    return fig
+def load_run(path: str | Path) -> DDLRun:
+    """A run directory written by :func:`train_task`."""
+    path = Path(path)
+    f = path / "model.pt"
+    if not f.is_file():
+        raise WeightsError(f, "<file>", "no such file; train the run first (snakemake "
+                           "analyse_delay_layer, or the run's chunk)")
+    obj = torch.load(f, map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise WeightsError(f, "format", f"not a {MODEL_FORMAT} model file")
+    s = DDLSettings(**obj["settings"])
+    model = build_model(s)
+    model.load_state_dict(obj["state_dict"])
+    with open(path / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with np.load(path / "evaluation.npz") as z:
+        ev: dict = {"abs_errors_deg": z["abs_errors_deg"], "train": {}, "test": {}}
+        for name in ("train", "test"):
+            true, pred = z[f"{name}_true"], z[f"{name}_pred"]
+            ev[name] = {"true": true, "pred": pred, "accuracy": float(np.mean(pred == true)),
+                        "mae_deg": float(np.mean(np.abs(pred - true)) * s.ang_step_deg)}
+    mpath = path / "metrics.json"
+    metrics = json.loads(mpath.read_text()) if mpath.is_file() else None
+    return DDLRun(path, s, model, obj["initial_delays"].numpy(),
+                  [float(r["loss"]) for r in rows], [float(r["tau_steps"]) for r in rows],
+                  ev, metrics)

@@ -137,21 +137,36 @@ class DDLNetwork(nn.Module):
     (weights fixed at 1, no bias) -> log-probabilities."""
 
     def __init__(self, n_classes: int = 36, max_delay: int = 20, *, fix_first: bool = True,
-                 synapse: str = "subtractive", generator: torch.Generator | None = None):
+                 synapse: str = "subtractive", integrate_last_step: bool = False,
+                 generator: torch.Generator | None = None):
         super().__init__()
         coincidence_output(torch.zeros(1, 2, 1, 1), synapse)  # validate
         self.ddl = DelayLayer(n_classes, max_delay, fix_first=fix_first, generator=generator)
         self.synapse = synapse
         self.n_classes = n_classes
+        # the notebook's loop `for t in range(T - 1)` leaves the last step's potential at 0,
+        # so the output sums over the first T - 1 steps (published); True: over all T
+        self.integrate_last_step = integrate_last_step
 
     def forward(self, x: torch.Tensor, tau_steps: float) -> torch.Tensor:
         u = leaky_integrate(self.ddl(x), tau_steps)
+        if not self.integrate_last_step:
+            u = u[..., :-1]
         return F.log_softmax(coincidence_output(u, self.synapse), dim=1)
 
 
 def tau_schedule(epoch: int, start: float = 40.0, decay: float = 0.005, floor: float = 5.0):
-    """The DDL notebook's integration time constant (steps) at ``epoch``."""
-    return max(floor, start * math.exp(-decay * epoch))
+    """The DDL notebook's integration time constant (steps) after ``epoch`` decays: ``tau``
+    starts at ``start`` and after every epoch becomes ``tau * exp(-decay)`` if ``tau >=
+    floor``, else ``floor`` (the notebook's rule, so below the floor it alternates between
+    ``floor * exp(-decay)`` and ``floor``). Epoch ``e`` (0-based) trains with
+    ``tau_schedule(e)``; the notebook evaluates with the value after the last epoch's decay,
+    ``tau_schedule(epochs)``."""
+    tau = float(start)
+    step = math.exp(-decay)
+    for _ in range(int(epoch)):
+        tau = tau * step if tau >= floor else float(floor)
+    return tau
 
 
 # ======================================================================================
