@@ -309,3 +309,13 @@ def test_a_sweep_may_ask_for_its_own_job_resources():
     assert project.chunk_resource(big, "mem_mb") == 9000
     assert project.chunk_resource(small, "mem_mb") == 2000
     assert project.chunk_resource(big, "threads") == 1  # the module's, then the config's
+    quick = Project({**project.config, "scale": "quick"}, "config", project.modules, "hash")
+    assert quick.chunk_resource(big, "mem_mb") == 2000  # manifests size paper-scale jobs
+
+
+def test_a_chunk_of_task_runs_does_not_follow_the_network_code():
+    runs, _ = expand_module("m", manifest(), "paper")
+    only_tasks = sweeps.Chunk("m", "runs", 0, (runs["single"],))
+    mixed = sweeps.Chunk("m", "runs", 0, (runs["single"], runs["net"]))
+    assert chunks.spec_text(only_tasks, "a") == chunks.spec_text(only_tasks, "b")
+    assert chunks.spec_text(mixed, "a") != chunks.spec_text(mixed, "b")

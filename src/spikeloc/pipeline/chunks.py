@@ -81,7 +81,9 @@ def spec_text(chunk: Chunk, code_hash: str) -> str:
         "module": chunk.module,
         "group": chunk.group,
         "index": chunk.index,
-        "code_hash": code_hash,
+        # the network training code's hash, only where the chunk trains networks: a chunk of
+        # task runs (each with its own code hash) does not change when that code does
+        "code_hash": code_hash if any(r.task is None for r in chunk.runs) else None,
         "runs": runs,
     }
     return json.dumps(spec, sort_keys=True, indent=1, default=str) + "\n"

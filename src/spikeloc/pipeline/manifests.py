@@ -358,13 +358,15 @@ class Project:
         return self.run_device(chunk.runs[0])
 
     def chunk_resource(self, chunk: sw.Chunk, key: str) -> int:
-        """threads / mem_mb / runtime (minutes: per run times the chunk's runs): the sweep's
-        own ``train`` block, else the module's, else the config's."""
+        """threads / mem_mb / runtime (minutes: per run times the chunk's runs): at paper
+        scale the sweep's own ``train`` block, else the module's, else the config's; at quick
+        scale the config's (the manifests' blocks size paper-scale jobs)."""
         m = self.modules[chunk.module]
-        sweep = m["sweeps"].get(chunk.group, {}).get("train") or {}
-        own = sweep.get(key)
-        if own is None:
-            own = m["train"].get(key)
+        own = None
+        if self.scale == "paper":  # a module's (and a sweep's) resources are paper scale's
+            own = (m["sweeps"].get(chunk.group, {}).get("train") or {}).get(key)
+            if own is None:
+                own = m["train"].get(key)
         value = own if own is not None else self.config["train"][key]
         return value * len(chunk.runs) if key == "runtime" else value
 
