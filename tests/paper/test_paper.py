@@ -197,7 +197,20 @@ def test_figures_carry_the_published_numbers():
     assert numbers["basic_model_confusion"] == "4a"
     assert numbers["basic_model_confusion_published"] == "4b"
     supplementary = [f["number"] for f in figs if f["published"] is None]
-    assert supplementary == [f"S{i}" for i in range(1, len(supplementary) + 1)]
+    leaderboard = paper.modules_data(figures_dir="figures/paper")["leaderboard_figure_number"]
+    # S1, S2, ... in document order, one number kept for the leaderboard's figure, which
+    # follows the main text's modules
+    assert sorted([*supplementary, leaderboard], key=lambda n: int(n[1:])) == [
+        f"S{i}" for i in range(1, len(supplementary) + 2)
+    ]
+    main_text = [
+        f["number"]
+        for m in modules
+        if m["part"] == "main"
+        for f in m["figures"]
+        if f["in_paper"] and f["published"] is None
+    ]
+    assert int(leaderboard[1:]) == int(main_text[-1][1:]) + 1
     assert all(
         f["number"] == str(f["published"]) or f["number"][:-1] == str(f["published"])
         for f in figs
