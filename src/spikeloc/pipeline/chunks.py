@@ -36,7 +36,9 @@ from spikeloc.core.config import RunConfig, config_from_dict
 from spikeloc.core.training import train_run
 from spikeloc.errors import ConfigError, SpikelocError, WeightsError
 from spikeloc.io import atomic_write_json, atomic_write_text
-from spikeloc.pipeline.sweeps import Chunk, fingerprint
+from spikeloc.pipeline import tasks
+from spikeloc.pipeline.sweeps import SINGLE_RUNS, Chunk, fingerprint
+from spikeloc.pipeline.tasks import TASK_RUN_FILES, is_task_run, run_task
 from spikeloc.pipeline.validation import show_path, type_name
 
 __all__ = [
@@ -55,7 +57,7 @@ RESULT_FORMAT = "spikeloc-chunk-result/1"
 #: The files of a finished run directory.
 RUN_FILES = ("model.pt", "metrics.json", "history.csv", "provenance.json", "config.yaml")
 #: Marks a ``.partial`` directory with the fingerprint of the run it is training.
-PARTIAL_MARK = "fingerprint.json"
+PARTIAL_MARK = tasks.PARTIAL_MARK
 
 log = logging.getLogger("spikeloc.chunks")
 
@@ -70,6 +72,7 @@ def spec_text(chunk: Chunk, code_hash: str) -> str:
             "swept": r.swept,
             "config": r.config,
             "fingerprint": fingerprint(r, code_hash),
+            **({"task": r.task, "code_hash": r.code_hash(code_hash)} if r.task else {}),
         }
         for r in chunk.runs
     ]
@@ -147,10 +150,11 @@ def _read_spec(path: Path) -> dict:
     return spec
 
 
-def run_is_current(run_dir: str | Path, fp: str) -> bool:
-    """Whether ``run_dir`` is a complete run directory made with fingerprint ``fp``."""
+def run_is_current(run_dir: str | Path, fp: str, files: Sequence[str] = RUN_FILES) -> bool:
+    """Whether ``run_dir`` is a complete run directory (``files``: those of a network run, or
+    :data:`spikeloc.pipeline.tasks.TASK_RUN_FILES`) made with fingerprint ``fp``."""
     run_dir = Path(run_dir)
-    if not all((run_dir / f).is_file() for f in RUN_FILES):
+    if not all((run_dir / f).is_file() for f in files):
         return False
     try:
         prov = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))
@@ -159,8 +163,9 @@ def run_is_current(run_dir: str | Path, fp: str) -> bool:
     return isinstance(prov, dict) and prov.get("fingerprint") == fp
 
 
-def _prepare_partial(run_dir: Path, fp: str) -> str:
-    """Keep ``<run>.partial/`` only if it trains this fingerprint; mark it. Returns the state."""
+def _prepare_partial(run_dir: Path, fp: str, *, task: bool = False) -> str:
+    """Keep ``<run>.partial/`` only if it trains this fingerprint; mark it. Returns the state
+    (``resumed``: a network run's checkpoint, or anything a task left there, is kept)."""
     partial = run_dir.with_name(run_dir.name + ".partial")
     mark = partial / PARTIAL_MARK
     state = "fresh"
@@ -169,7 +174,12 @@ def _prepare_partial(run_dir: Path, fp: str) -> str:
             kept = json.loads(mark.read_text(encoding="utf-8")).get("fingerprint") == fp
         except (OSError, ValueError, AttributeError):
             kept = False
-        if kept and (partial / "checkpoint.pt").is_file():
+        left = (
+            any(p.name != PARTIAL_MARK for p in partial.iterdir())
+            if task
+            else (partial / "checkpoint.pt").is_file()
+        )
+        if kept and left:
             state = "resumed"
         elif not kept:
             shutil.rmtree(partial)
@@ -215,7 +225,17 @@ def train_chunk(
     todo: list[int] = []
     cfgs: dict[int, RunConfig] = {}
     resumed: set[int] = set()
+    tasks: list[int] = []
     for i, run in enumerate(runs):
+        if is_task_run(run["config"]):
+            if run_is_current(run["path"], run["fingerprint"], TASK_RUN_FILES):
+                say(f"{head(i)}: up to date")
+                continue
+            if _prepare_partial(Path(run["path"]), run["fingerprint"], task=True) == "resumed":
+                resumed.add(i)
+            tasks.append(i)
+            todo.append(i)
+            continue
         if run_is_current(run["path"], run["fingerprint"]):
             say(f"{head(i)}: up to date")
             continue
@@ -229,10 +249,19 @@ def train_chunk(
         if _prepare_partial(Path(run["path"]), run["fingerprint"]) == "resumed":
             resumed.add(i)
         todo.append(i)
-    fresh = [i for i in todo if i not in resumed]
+    if tasks:
+        from spikeloc.core.training import resolve_device
+        from spikeloc.engine.runtime import configure_runtime
+
+        configure_runtime(threads)
+        where_device = str(resolve_device(device))
+    for i in tasks:
+        _compute_task(runs[i], spec, head(i), i in resumed, where_device, threads, progress, say)
+    nets = [i for i in todo if i not in tasks]
+    fresh = [i for i in nets if i not in resumed]
     groups = group_for_ensembles([cfgs[i] for i in fresh]) if ensemble else []
     together = [[fresh[k] for k in g] for g in groups if len(g) > 1]
-    alone = [i for i in todo if not any(i in g for g in together)]
+    alone = [i for i in nets if not any(i in g for g in together)]
     for i in alone:
         _train_alone(runs[i], cfgs[i], spec, head(i), i in resumed, progress, say)
     for group in together:
@@ -266,7 +295,34 @@ def train_chunk(
 
 
 def _provenance(run: Mapping[str, Any], spec: Mapping[str, Any]) -> dict:
-    return {"fingerprint": run["fingerprint"], "code_hash": spec.get("code_hash")}
+    code = run.get("code_hash", spec.get("code_hash"))  # a task run's own, else the network's
+    return {"fingerprint": run["fingerprint"], "code_hash": code}
+
+
+def _manifest_field(spec: Mapping[str, Any], run: Mapping[str, Any]) -> str:
+    """The manifest entry of a chunk's run, as errors name it."""
+    from spikeloc.pipeline.manifests import ANALYSES_DIR
+
+    module, group = spec.get("module"), spec.get("group")
+    entry = f"runs.{run['name']}" if group == SINGLE_RUNS else f"sweeps.{group}"
+    return f"{ANALYSES_DIR}/{module}.yaml: {entry}"
+
+
+def _compute_task(run, spec, head, resumed, device, threads, progress, say) -> None:
+    say(
+        f"{head}: computing {run['config']['task']}"
+        f"{' (resuming what its last attempt left)' if resumed else ''}"
+    )
+    t0 = time.perf_counter()
+    run_task(
+        run,
+        where=_manifest_field(spec, run),
+        device=device,
+        threads=threads,
+        progress=progress,
+        provenance=_provenance(run, spec),
+    )
+    say(f"{head}: done in {time.perf_counter() - t0:.1f} s")
 
 
 def _train_alone(run, cfg, spec, head, resumed, progress, say) -> None:

@@ -13,6 +13,9 @@ A newcomer enters a localiser with a few lines in *their own* manifest, e.g.::
         localiser: spikeloc.analysis.my_module:leaderboard_localiser   # factory(options, run)
         options: {n_neurons: 50}
 
+A factory's ``run`` is ``(model, run_config, metrics)`` for a network run, the
+:class:`spikeloc.pipeline.tasks.TaskRun` for a task run, and None without ``run``.
+
 Nothing shared is edited; the schema (``workflow/schemas/manifest.schema.json``) checks the
 fields and :func:`entries` checks that the run exists and the factory imports.
 """
@@ -31,6 +34,7 @@ from spikeloc.analysis import leaderboard as lb
 from spikeloc.errors import SpikelocError
 from spikeloc.io import atomic_write_json
 from spikeloc.pipeline.manifests import ANALYSES_DIR, load_manifests
+from spikeloc.pipeline.tasks import TASK_RUN_FILES, load_task_run
 
 __all__ = ["Entry", "configure_parser", "entries", "evaluate_entry", "format_table"]
 
@@ -102,11 +106,17 @@ def evaluate_entry(entry: Entry, scale: str, *, root: str | Path = ".") -> dict[
     row = {"entry": entry.id, "module": entry.module, "title": entry.title}
     run = None
     if entry.run is not None:
-        path = Path(root) / load_manifest(entry.module, root=root).runs[scale][entry.run].path
-        if not (path / "model.pt").is_file():
+        spec = load_manifest(entry.module, root=root).runs[scale][entry.run]
+        path = Path(root) / spec.path
+        if spec.task is not None:  # a task run: the factory gets the TaskRun
+            if not all((path / f).is_file() for f in TASK_RUN_FILES):
+                return {**row, "status": f"not computed: snakemake analyse_{entry.module}"}
+            run = load_task_run(path)
+        elif not (path / "model.pt").is_file():
             return {**row, "status": f"not trained: snakemake {path}/model.pt"}
-        model, cfg, metrics, _ = load_run(path)
-        run = (model, cfg, metrics)
+        else:
+            model, cfg, metrics, _ = load_run(path)
+            run = (model, cfg, metrics)
     t0 = time.perf_counter()
     loc = _factory(entry)(entry.options, run)
     result = lb.evaluate(loc, lb.PROTOCOLS[scale])

@@ -59,8 +59,12 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _SNAKE = "not lowercase snake case (letters, digits and single underscores, e.g. basic_model)"
 _PATTERN_HINTS = {
     _NAME.pattern: _SNAKE,
-    "^(stimulus|model|training)(\\.[a-z][a-z0-9_]*)+$": (
-        "not a run-config key written block.field (e.g. model.tau_hidden_s)"
+    "^((stimulus|model|training)(\\.[a-z][a-z0-9_]*)+|params(\\.[A-Za-z_][A-Za-z0-9_]*)+)$": (
+        "not a run-config key written block.field (e.g. model.tau_hidden_s) nor a task's "
+        "params.<key>"
+    ),
+    "^spikeloc(\\.[a-z_][a-z0-9_]*)+:[A-Za-z_][A-Za-z0-9_]*$": (
+        "not a task: spikeloc.<module>:<function> (e.g. spikeloc.analysis.reservoir:train)"
     ),
 }
 #: Notebook parameters the workflow passes (each only if the parameters cell defines it).
@@ -385,7 +389,7 @@ class Project:
         ]
         blob = {
             "runs": {r.path: r.config_text for r in runs},
-            "code": self.code_hash if runs else None,
+            "code": sorted({r.code_hash(self.code_hash) for r in runs}) if runs else None,
             "parameters": self.notebook_parameters_settings(module),
         }
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]

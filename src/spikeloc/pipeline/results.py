@@ -3,6 +3,7 @@
 Notebooks never train; they load what rule ``train`` wrote::
 
     model, cfg, metrics, history = results.load_run(runs["basic_model"])
+    run = results.load_task_run(runs["reservoir_500"])      # a task run (spikeloc.pipeline.tasks)
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from spikeloc.core.models import build_model
 from spikeloc.core.training import resolve_device
 from spikeloc.errors import ConfigError, SpikelocError, WeightsError
 from spikeloc.io import check_state_matches, load_weights
+from spikeloc.pipeline.tasks import TaskRun, load_task_run
 
-__all__ = ["load_run", "load_sweep", "load_trained_model", "module_paths"]
+__all__ = [
+    "TaskRun",
+    "load_run",
+    "load_sweep",
+    "load_task_run",
+    "load_trained_model",
+    "module_paths",
+]
 
 
 def load_trained_model(

@@ -20,6 +20,9 @@ deterministic, readable directory::
     results/<scale>/runs/<module>/<sweep>/<point>/            a sweep's run, e.g.
     results/paper/runs/time_constants/tau/tau_hidden_s=0.005__seed=3/
 
+**Task runs** name a library function and its params instead of a preset (``task:`` and
+``params:``; sweep keys ``params.<key>``): see :mod:`spikeloc.pipeline.tasks`.
+
 **Scales.** ``paper`` is the manifest as written. ``quick`` changes sizes only, never code
 paths: the manifest's ``quick`` block (size overrides, fewer grid values, fewer seeds), and for
 anything it leaves out the default shrink :data:`DEFAULT_QUICK` (at most 3 epochs, 1024
@@ -120,6 +123,16 @@ class RunSpec:
     seed: int
     swept: dict[str, Any] = field(default_factory=dict)  # dotted key -> value (sweeps)
     device: str | None = None  # the manifest's device for it (None: the config's)
+    task: str | None = None  # a task run's function (spikeloc.pipeline.tasks); None: a network
+
+    def code_hash(self, network_code_hash: str) -> str:
+        """The hash of the code this run executes: the network training code's, or its
+        task's module and imports."""
+        if self.task is None:
+            return network_code_hash
+        from spikeloc.pipeline.tasks import task_code_hash
+
+        return task_code_hash(self.task)
 
     @property
     def config_text(self) -> str:
@@ -142,8 +155,9 @@ class Chunk:
 
 
 def fingerprint(run: RunSpec, code_hash: str) -> str:
-    """What a finished run directory must match to count as up to date."""
-    blob = f"{run.config_text}\n{code_hash}".encode()
+    """What a finished run directory must match to count as up to date (``code_hash``: that of
+    the network training code; a task run uses its task's own, :meth:`RunSpec.code_hash`)."""
+    blob = f"{run.config_text}\n{run.code_hash(code_hash)}".encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
@@ -251,8 +265,57 @@ def _resolve(data: dict, where: str, field_prefix: str) -> dict:
     return resolved
 
 
+def _kind(spec: Mapping, prefix: str) -> str:
+    """``"task"`` or ``"network"``: what a run or sweep entry computes (checked)."""
+    from spikeloc.pipeline.tasks import check_task
+
+    quick = spec.get("quick") or {}
+    if "task" in spec:
+        if "preset" in spec:
+            raise ExpansionError(
+                f"{prefix}.preset",
+                "a run is a network (preset + overrides) or a task (task + params), not both",
+            )
+        for key, block in (("overrides", spec), ("overrides", quick)):
+            if block.get(key):
+                at = f"{prefix}.quick.{key}" if block is quick else f"{prefix}.{key}"
+                raise ExpansionError(at, "a task run takes params, not overrides")
+        problem = check_task(spec["task"])
+        if problem:
+            raise ExpansionError(f"{prefix}.task", problem)
+        return "task"
+    if "preset" not in spec:
+        raise ExpansionError(
+            prefix, "needs a preset (a core network) or a task (a library function)"
+        )
+    for key, block in (("params", spec), ("params", quick)):
+        if key in block:
+            at = f"{prefix}.quick.{key}" if block is quick else f"{prefix}.{key}"
+            raise ExpansionError(at, "a network run takes overrides, not params (or name a task)")
+    return "network"
+
+
+def _task_config(task: str, params: Mapping, seed: int) -> dict[str, Any]:
+    return {"task": task, "params": copy.deepcopy(dict(params)), "seed": seed}
+
+
 def _single_run(module: str, name: str, spec: Mapping, scale: str, where: str, root: str):
     prefix = f"runs.{name}"
+    if _kind(spec, prefix) == "task":
+        params = dict(spec.get("params") or {})
+        if scale == "quick":
+            params = deep_merge(params, (spec.get("quick") or {}).get("params") or {})
+        seed = int(spec.get("seed", 0))
+        return RunSpec(
+            module=module,
+            group=SINGLE_RUNS,
+            name=name,
+            path=f"{root}/runs/{module}/{name}",
+            config=_task_config(spec["task"], params, seed),
+            seed=seed,
+            device=spec.get("device"),
+            task=spec["task"],
+        )
     base = {"name": f"{module}.{name}", "preset": spec["preset"], "seed": spec.get("seed", 0)}
     data = deep_merge(base, spec.get("overrides") or {})
     resolved = _resolve(data, where, f"{prefix}.overrides")
@@ -330,6 +393,16 @@ def _sweep_runs(module: str, name: str, spec: Mapping, scale: str, where: str, r
     if scale == "quick":
         quick = spec.get("quick") or {}
         seeds = _seeds(quick["seeds"]) if "seeds" in quick else seeds[:DEFAULT_QUICK_SEEDS]
+    if _kind(spec, prefix) == "task":
+        return _task_sweep_runs(module, name, spec, scale, root, labels, seeds)
+    for key in keys:
+        if key.startswith("params."):
+            block = "grid" if key in (spec.get("grid") or {}) else "zip"
+            raise ExpansionError(
+                f"{prefix}.{block}.{key}",
+                "params.<key> sweeps a task's params; this sweep "
+                "trains a network (sweep stimulus., model. or training. keys)",
+            )
     base = {"preset": spec["preset"]}
     base = deep_merge(base, spec.get("overrides") or {})
     runs = []
@@ -369,6 +442,45 @@ def _sweep_runs(module: str, name: str, spec: Mapping, scale: str, where: str, r
                     seed=seed,
                     swept=dict(point),
                     device=spec.get("device"),
+                )
+            )
+    return runs
+
+
+def _task_sweep_runs(module, name, spec, scale, root, labels, seeds) -> list[RunSpec]:
+    prefix = f"sweeps.{name}"
+    for block in ("grid", "zip"):
+        for key in spec.get(block) or {}:
+            if not key.startswith("params."):
+                raise ExpansionError(
+                    f"{prefix}.{block}.{key}",
+                    "a task sweep varies its params: name the key params.<key>",
+                )
+    params = dict(spec.get("params") or {})
+    if scale == "quick":
+        params = deep_merge(params, (spec.get("quick") or {}).get("params") or {})
+    runs = []
+    for point in _sweep_points(spec, scale, prefix):
+        for seed in seeds:
+            tree = {"params": copy.deepcopy(params)}
+            for key, value in point.items():
+                try:
+                    _set_dotted(tree, key, value)
+                except ValueError as exc:
+                    block = "grid" if key in (spec.get("grid") or {}) else "zip"
+                    raise ExpansionError(f"{prefix}.{block}.{key}", str(exc)) from None
+            pname = point_name(point, seed, labels)
+            runs.append(
+                RunSpec(
+                    module=module,
+                    group=name,
+                    name=pname,
+                    path=f"{root}/runs/{module}/{name}/{pname}",
+                    config=_task_config(spec["task"], tree["params"], seed),
+                    seed=seed,
+                    swept=dict(point),
+                    device=spec.get("device"),
+                    task=spec["task"],
                 )
             )
     return runs
