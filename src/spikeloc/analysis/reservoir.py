@@ -86,20 +86,20 @@ def _number(p: dict, key: str, *, positive: bool = False, low: float | None = No
             high: float | None = None) -> float:
     v = p[key]
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ConfigError(None, key, f"must be a finite number, got {v!r}")
+        raise ConfigError("params", key, f"must be a finite number, got {v!r}")
     if positive and v <= 0:
-        raise ConfigError(None, key, f"must be > 0, got {v!r}")
+        raise ConfigError("params", key, f"must be > 0, got {v!r}")
     if low is not None and v < low:
-        raise ConfigError(None, key, f"must be >= {low:g}, got {v!r}")
+        raise ConfigError("params", key, f"must be >= {low:g}, got {v!r}")
     if high is not None and v > high:
-        raise ConfigError(None, key, f"must be <= {high:g}, got {v!r}")
+        raise ConfigError("params", key, f"must be <= {high:g}, got {v!r}")
     return float(v)
 
 
 def _check_params(params: dict) -> dict:
     """``params`` over :data:`DEFAULTS`, checked (a bad one raises ConfigError naming it)."""
     if not isinstance(params, dict):
-        raise ConfigError(None, "<params>", f"must be a mapping, got {type(params).__name__}")
+        raise ConfigError("params", "<params>", f"must be a mapping, got {type(params).__name__}")
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
         raise ConfigError(
@@ -109,19 +109,19 @@ def _check_params(params: dict) -> dict:
     for key in ("n_reservoir", "n_train", "n_test", "batch_size", "n_bins"):
         v = p[key]
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ConfigError(None, key, f"must be a positive integer, got {v!r}")
+            raise ConfigError("params", key, f"must be a positive integer, got {v!r}")
     _number(p, "spectral_radius", low=0)
     _number(p, "input_scaling", low=0)
     _number(p, "connectivity", low=0, high=1)
     _number(p, "tau_ms", positive=True)
     if p["features"] not in _FEATURES:
-        raise ConfigError(None, "features", f"must be one of {list(_FEATURES)}, got {p['features']!r}")
+        raise ConfigError("params", "features", f"must be one of {list(_FEATURES)}, got {p['features']!r}")
     alphas = p["alphas"]
     if not isinstance(alphas, list) or not alphas:
-        raise ConfigError(None, "alphas", f"must be a non-empty list of numbers > 0, got {alphas!r}")
+        raise ConfigError("params", "alphas", f"must be a non-empty list of numbers > 0, got {alphas!r}")
     for i, a in enumerate(alphas):
         if isinstance(a, bool) or not isinstance(a, int | float) or not math.isfinite(a) or a <= 0:
-            raise ConfigError(None, f"alphas[{i}]", f"must be a number > 0, got {a!r}")
+            raise ConfigError("params", f"alphas[{i}]", f"must be a number > 0, got {a!r}")
     return p
 
 
@@ -139,7 +139,7 @@ def run_config(params: dict, seed: int) -> RunConfig:
     try:
         return config_from_dict(data, "<params>")
     except ConfigError as exc:
-        raise ConfigError(None, exc.field.rsplit(".", 1)[-1], exc.problem) from None
+        raise ConfigError("params", exc.field.rsplit(".", 1)[-1], exc.problem) from None
 
 
 # ------------------------------------------------------------------------- the reservoir
@@ -277,7 +277,7 @@ def train_reservoir(
     pred = clf.predict(scaler.transform(z_test))
     pred_train = clf.predict(scaler.transform(z_train))
     est = continuise(torch.as_tensor(pred), cfg.stimulus.n_classes)
-    mae = float(np.degrees((est - test.ipd.double()).abs().mean()))
+    mae = math.degrees(float((est - test.ipd.double()).abs().mean()))
     counts_test = z_test if p["features"] == "counts" else None
     silent = (float((counts_test.sum(0) == 0).mean()) if counts_test is not None
               else float("nan"))

@@ -102,7 +102,7 @@ _ANNEALS = ("geometric", "linear", "none")
 def _check_params(params: dict) -> dict:
     """``params`` over :data:`DEFAULTS`, checked (a bad one raises ConfigError naming it)."""
     if not isinstance(params, dict):
-        raise ConfigError(None, "<params>", f"must be a mapping, got {type(params).__name__}")
+        raise ConfigError("params", "<params>", f"must be a mapping, got {type(params).__name__}")
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
         raise ConfigError(
@@ -112,16 +112,16 @@ def _check_params(params: dict) -> dict:
     for key in ("n_hidden", "epochs", "n_train", "n_test", "batch_size"):
         v = p[key]
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ConfigError(None, key, f"must be a positive integer, got {v!r}")
+            raise ConfigError("params", key, f"must be a positive integer, got {v!r}")
     v = p["n_val"]
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ConfigError(None, "n_val", f"must be an integer >= 0, got {v!r}")
+        raise ConfigError("params", "n_val", f"must be an integer >= 0, got {v!r}")
     for key in ("lr", "kappa_start", "kappa_end"):
         v = p[key]
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-            raise ConfigError(None, key, f"must be a number > 0, got {v!r}")
+            raise ConfigError("params", key, f"must be a number > 0, got {v!r}")
     if p["anneal"] not in _ANNEALS:
-        raise ConfigError(None, "anneal", f"must be one of {list(_ANNEALS)}, got {p['anneal']!r}")
+        raise ConfigError("params", "anneal", f"must be one of {list(_ANNEALS)}, got {p['anneal']!r}")
     return p
 
 
@@ -151,7 +151,7 @@ def run_config(params: dict, seed: int) -> RunConfig:
         return config_from_dict(data, "<params>")
     except ConfigError as exc:
         # name the task's own parameter (stimulus.phase_offset -> phase_offset)
-        raise ConfigError(None, exc.field.rsplit(".", 1)[-1], exc.problem) from None
+        raise ConfigError("params", exc.field.rsplit(".", 1)[-1], exc.problem) from None
 
 
 def kappa_schedule(start: float, end: float, epochs: int, anneal: str = "geometric") -> list[float]:
