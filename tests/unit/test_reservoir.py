@@ -134,16 +134,24 @@ def test_tiny_run_readout_reproduces_its_accuracy_and_enters_the_leaderboard(tmp
 
 @pytest.mark.slow
 def test_more_neurons_read_out_better(tmp_path):
-    small = rs.train_reservoir({**TINY, "n_reservoir": 5, "n_train": 512, "n_test": 256},
-                               seed=0, out_dir=tmp_path / "a")
-    large = rs.train_reservoir({**TINY, "n_reservoir": 200, "n_train": 512, "n_test": 256},
-                               seed=0, out_dir=tmp_path / "b")
+    small = rs.train_reservoir(
+        {**TINY, "n_reservoir": 5, "n_train": 512, "n_test": 256}, seed=0, out_dir=tmp_path / "a"
+    )
+    large = rs.train_reservoir(
+        {**TINY, "n_reservoir": 200, "n_train": 512, "n_test": 256}, seed=0, out_dir=tmp_path / "b"
+    )
     assert large["train_accuracy"] > small["train_accuracy"]
     assert large["accuracy"] > 1.5 * large["chance"]
 
 
 def test_same_samples_as_the_snn_run():
     cfg = rs.run_config({"n_test": 32}, seed=4)
-    snn = config_from_dict({"preset": "tutorial", "seed": 4, "training": {"n_test": 32},
-                            "stimulus": {"phase_offset": "per_sample"}})
+    snn = config_from_dict(
+        {
+            "preset": "tutorial",
+            "seed": 4,
+            "training": {"n_test": 32},
+            "stimulus": {"phase_offset": "per_sample"},
+        }
+    )
     assert torch.equal(make_test_set(cfg).spikes, make_test_set(snn).spikes)

@@ -29,8 +29,11 @@ TINY = {"n_hidden": 6, "epochs": 2, "n_train": 64, "n_val": 32, "n_test": 64, "b
 
 def _cfg(n_hidden=7):
     return config_from_dict(
-        {"preset": "tutorial", "model": {"n_hidden": n_hidden},
-         "stimulus": {"phase_offset": "per_sample"}}
+        {
+            "preset": "tutorial",
+            "model": {"n_hidden": n_hidden},
+            "stimulus": {"phase_offset": "per_sample"},
+        }
     )
 
 
@@ -118,8 +121,12 @@ def test_bad_parameters_are_refused_by_name(params, field, tmp_path):
 def test_run_config_shares_the_snn_runs_datasets():
     cfg = st.run_config({"n_test": 64}, seed=3)
     snn = config_from_dict(
-        {"preset": "tutorial", "seed": 3, "stimulus": {"phase_offset": "per_sample"},
-         "training": {"n_test": 64}}
+        {
+            "preset": "tutorial",
+            "seed": 3,
+            "stimulus": {"phase_offset": "per_sample"},
+            "training": {"n_test": 64},
+        }
     )
     assert torch.equal(make_test_set(cfg).spikes, make_test_set(snn).spikes)
 
@@ -171,8 +178,15 @@ def test_tiny_run_resumes_to_the_same_result_and_enters_the_leaderboard(tmp_path
 @pytest.mark.slow
 def test_a_short_training_learns(tmp_path):
     # a wide fixed slope learns fastest (the annealed schedule pays for spiking at the end)
-    params = {"epochs": 3, "n_train": 512, "n_val": 0, "n_test": 256, "batch_size": 32,
-              "anneal": "none", "kappa_end": 1.0}
+    params = {
+        "epochs": 3,
+        "n_train": 512,
+        "n_val": 0,
+        "n_test": 256,
+        "batch_size": 32,
+        "anneal": "none",
+        "kappa_end": 1.0,
+    }
     m = st.train_smooth_threshold(params, seed=0, out_dir=tmp_path, device="cpu")
     assert m["accuracy_smooth"] > 2 * m["chance"]
     assert "curve_val_accuracy_smooth" not in m  # no validation set, no validation curve

@@ -73,7 +73,9 @@ DEFAULTS: dict[str, Any] = {
     "tau_ms": 20.0,
     "features": "counts",
     "n_bins": 5,
-    "alphas": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
+    # ridge penalties tried (leave-one-out); with thousands of correlated counts the best
+    # penalty is large, so the grid reaches 1e6
+    "alphas": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0],
     "n_train": 4096,
     "n_test": 2048,
     "batch_size": 512,
@@ -82,8 +84,14 @@ DEFAULTS: dict[str, Any] = {
 _FEATURES = ("counts", "binned")
 
 
-def _number(p: dict, key: str, *, positive: bool = False, low: float | None = None,
-            high: float | None = None) -> float:
+def _number(
+    p: dict,
+    key: str,
+    *,
+    positive: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+) -> float:
     v = p[key]
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         raise ConfigError("params", key, f"must be a finite number, got {v!r}")
@@ -115,10 +123,14 @@ def _check_params(params: dict) -> dict:
     _number(p, "connectivity", low=0, high=1)
     _number(p, "tau_ms", positive=True)
     if p["features"] not in _FEATURES:
-        raise ConfigError("params", "features", f"must be one of {list(_FEATURES)}, got {p['features']!r}")
+        raise ConfigError(
+            "params", "features", f"must be one of {list(_FEATURES)}, got {p['features']!r}"
+        )
     alphas = p["alphas"]
     if not isinstance(alphas, list) or not alphas:
-        raise ConfigError("params", "alphas", f"must be a non-empty list of numbers > 0, got {alphas!r}")
+        raise ConfigError(
+            "params", "alphas", f"must be a non-empty list of numbers > 0, got {alphas!r}"
+        )
     for i, a in enumerate(alphas):
         if isinstance(a, bool) or not isinstance(a, int | float) or not math.isfinite(a) or a <= 0:
             raise ConfigError("params", f"alphas[{i}]", f"must be a number > 0, got {a!r}")
@@ -268,8 +280,11 @@ def train_reservoir(
     clf.fit(scaler.transform(z_train), data["train"].labels.numpy())
     fit_wall = time.perf_counter() - t0
     if progress:
-        print(f"reservoir N={res.size} seed {seed}: simulated {len(data['train'])} samples in "
-              f"{sim_wall:.1f} s, ridge fit {fit_wall:.2f} s (alpha {clf.alpha_:g})", flush=True)
+        print(
+            f"reservoir N={res.size} seed {seed}: simulated {len(data['train'])} samples in "
+            f"{sim_wall:.1f} s, ridge fit {fit_wall:.2f} s (alpha {clf.alpha_:g})",
+            flush=True,
+        )
     t0 = time.perf_counter()
     z_test, spk_test = _dataset_features(res, data["test"], p)
     test_wall = time.perf_counter() - t0
@@ -279,8 +294,7 @@ def train_reservoir(
     est = continuise(torch.as_tensor(pred), cfg.stimulus.n_classes)
     mae = math.degrees(float((est - test.ipd.double()).abs().mean()))
     counts_test = z_test if p["features"] == "counts" else None
-    silent = (float((counts_test.sum(0) == 0).mean()) if counts_test is not None
-              else float("nan"))
+    silent = float((counts_test.sum(0) == 0).mean()) if counts_test is not None else float("nan")
     save_reservoir(out_dir / "reservoir.npz", res, scaler, clf, p)
     n_features = int(z_train.shape[1])
     return {
@@ -311,12 +325,18 @@ def save_reservoir(path: Path, res: Reservoir, scaler: Any, clf: Any, p: dict) -
     buf = io.BytesIO()
     np.savez(
         buf,
-        W_in=res.W_in.numpy(), W_rec=res.W_rec.numpy(),
+        W_in=res.W_in.numpy(),
+        W_rec=res.W_rec.numpy(),
         lif=np.array([res.lif.tau_s, res.lif.dt_s, res.lif.threshold]),
-        reset=np.array(res.lif.reset), update_order=np.array(res.lif.update_order),
-        scaler_mean=scaler.mean_, scaler_scale=scaler.scale_,
-        coef=clf.coef_, intercept=clf.intercept_, classes=clf.classes_,
-        features=np.array(p["features"]), n_bins=np.array(p["n_bins"]),
+        reset=np.array(res.lif.reset),
+        update_order=np.array(res.lif.update_order),
+        scaler_mean=scaler.mean_,
+        scaler_scale=scaler.scale_,
+        coef=clf.coef_,
+        intercept=clf.intercept_,
+        classes=clf.classes_,
+        features=np.array(p["features"]),
+        n_bins=np.array(p["n_bins"]),
     )
     atomic_write_bytes(path, buf.getvalue())
 
@@ -348,12 +368,24 @@ def load_reservoir(path: str | Path) -> TrainedReservoir:
         raise SpikelocError(f"{path}: no such file; train the reservoir run first")
     with np.load(path) as f:
         tau, dt, thr = (float(v) for v in f["lif"])
-        lif = LIFParameters(tau_s=tau, dt_s=dt, threshold=thr, reset=str(f["reset"]),
-                            update_order=str(f["update_order"]))
+        lif = LIFParameters(
+            tau_s=tau,
+            dt_s=dt,
+            threshold=thr,
+            reset=str(f["reset"]),
+            update_order=str(f["update_order"]),
+        )
         res = Reservoir(torch.from_numpy(f["W_in"]), torch.from_numpy(f["W_rec"]), lif)
-        return TrainedReservoir(res, f["scaler_mean"], f["scaler_scale"], f["coef"],
-                                f["intercept"], f["classes"], str(f["features"]),
-                                int(f["n_bins"]))
+        return TrainedReservoir(
+            res,
+            f["scaler_mean"],
+            f["scaler_scale"],
+            f["coef"],
+            f["intercept"],
+            f["classes"],
+            str(f["features"]),
+            int(f["n_bins"]),
+        )
 
 
 # ------------------------------------------------------------------------- leaderboard
@@ -369,8 +401,10 @@ class _ReservoirLocaliser:
     @property
     def stimulus(self) -> str:
         s = self.cfg.stimulus
-        return (f"2 x {s.anf_per_ear} Poisson fibres, {s.frequency_hz:g} Hz, {s.duration_s:g} s, "
-                f"phase {s.phase_offset.replace('_', ' ')}")
+        return (
+            f"2 x {s.anf_per_ear} Poisson fibres, {s.frequency_hz:g} Hz, {s.duration_s:g} s, "
+            f"phase {s.phase_offset.replace('_', ' ')}"
+        )
 
     def localise(self, ipds_rad, seed):
         gen = torch.Generator().manual_seed(int(seed))

@@ -121,7 +121,9 @@ def _check_params(params: dict) -> dict:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
             raise ConfigError("params", key, f"must be a number > 0, got {v!r}")
     if p["anneal"] not in _ANNEALS:
-        raise ConfigError("params", "anneal", f"must be one of {list(_ANNEALS)}, got {p['anneal']!r}")
+        raise ConfigError(
+            "params", "anneal", f"must be one of {list(_ANNEALS)}, got {p['anneal']!r}"
+        )
     return p
 
 
@@ -186,7 +188,11 @@ class SmoothThresholdNet(torch.nn.Module):
     def forward(self, x: torch.Tensor, kappa: float) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.cfg.model
         return smooth_forward(
-            x.to(self.W1.dtype), self.W1, self.W2, kappa=kappa, threshold=m.threshold,
+            x.to(self.W1.dtype),
+            self.W1,
+            self.W2,
+            kappa=kappa,
+            threshold=m.threshold,
             alpha=math.exp(-self.cfg.stimulus.dt_s / m.tau_hidden_s),
             beta=math.exp(-self.cfg.stimulus.dt_s / m.tau_output_s),
         )
@@ -353,23 +359,42 @@ def train_smooth_threshold(
             correct += int((readout.argmax(1).cpu() == y).sum())
             n += len(y)
         wall += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "kappa": kappa, "train_loss": total / n,
-               "train_accuracy": correct / n, "seconds": wall}
+        row = {
+            "epoch": epoch + 1,
+            "kappa": kappa,
+            "train_loss": total / n,
+            "train_accuracy": correct / n,
+            "seconds": wall,
+        }
         if data["val"] is not None:
             sm = _evaluate_smooth(net, data["val"], kappa, dev)
             hd = _evaluate_hard(net, data["val"], dev)
-            row.update(val_accuracy_smooth=sm["accuracy"], val_accuracy_hard=hd["accuracy"],
-                       val_distance=sm["distance"], val_binary_fraction=sm["binary_fraction"])
+            row.update(
+                val_accuracy_smooth=sm["accuracy"],
+                val_accuracy_hard=hd["accuracy"],
+                val_distance=sm["distance"],
+                val_binary_fraction=sm["binary_fraction"],
+            )
         history.append(row)
         if progress:
-            print(f"smooth_threshold seed {seed} epoch {epoch + 1}/{tr.epochs}: " +
-                  ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"), flush=True)
+            print(
+                f"smooth_threshold seed {seed} epoch {epoch + 1}/{tr.epochs}: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
+                flush=True,
+            )
         keys = list(history[0])
-        atomic_torch_save(ckpt, {
-            "net": net.state_dict(), "opt": opt.state_dict(), "shuffle": shuffle.get_state(),
-            "history_keys": keys, "history": [[r[k] for k in keys] for r in history],
-            "wall": wall, "epoch": epoch + 1,
-        })
+        atomic_torch_save(
+            ckpt,
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "shuffle": shuffle.get_state(),
+                "history_keys": keys,
+                "history": [[r[k] for k in keys] for r in history],
+                "wall": wall,
+                "epoch": epoch + 1,
+            },
+        )
     kappa = kappas[-1]
     smooth = _evaluate_smooth(net, data["test"], kappa, dev)
     hard = _evaluate_hard(net, data["test"], dev)
@@ -396,8 +421,15 @@ def train_smooth_threshold(
         "train_wall_s": wall,
         "device": str(dev),
     }
-    for key in ("kappa", "train_loss", "train_accuracy", "val_accuracy_smooth",
-                "val_accuracy_hard", "val_distance", "val_binary_fraction"):
+    for key in (
+        "kappa",
+        "train_loss",
+        "train_accuracy",
+        "val_accuracy_smooth",
+        "val_accuracy_hard",
+        "val_distance",
+        "val_binary_fraction",
+    ):
         if key in history[0]:
             metrics[f"curve_{key}"] = [r[key] for r in history]
     return metrics
@@ -437,8 +469,10 @@ class _SmoothLocaliser:
     @property
     def stimulus(self) -> str:
         s = self.cfg.stimulus
-        return (f"2 x {s.anf_per_ear} Poisson fibres, {s.frequency_hz:g} Hz, {s.duration_s:g} s, "
-                f"phase {s.phase_offset.replace('_', ' ')}")
+        return (
+            f"2 x {s.anf_per_ear} Poisson fibres, {s.frequency_hz:g} Hz, {s.duration_s:g} s, "
+            f"phase {s.phase_offset.replace('_', ' ')}"
+        )
 
     @torch.no_grad()
     def localise(self, ipds_rad, seed):
@@ -463,11 +497,16 @@ def leaderboard_localiser(options: dict, run: Any) -> _SmoothLocaliser:
     weights in the spiking tutorial network); ``run``: the entry's task run."""
     forward = (options or {}).get("forward", "hard")
     if forward not in ("hard", "smooth"):
-        raise SpikelocError(f"smooth_threshold leaderboard: forward must be hard or smooth, "
-                            f"got {forward!r}")
+        raise SpikelocError(
+            f"smooth_threshold leaderboard: forward must be hard or smooth, got {forward!r}"
+        )
     net, cfg = load_network(run)
     metrics = dict(getattr(run, "metrics", {}) or {})
     return _SmoothLocaliser(
-        net, cfg, forward, float(metrics.get("kappa_final", DEFAULTS["kappa_end"])),
-        int(net.W1.numel() + net.W2.numel()), float(metrics.get("train_wall_s", math.nan)),
+        net,
+        cfg,
+        forward,
+        float(metrics.get("kappa_final", DEFAULTS["kappa_end"])),
+        int(net.W1.numel() + net.W2.numel()),
+        float(metrics.get("train_wall_s", math.nan)),
     )
