@@ -155,3 +155,34 @@ def test_same_samples_as_the_snn_run():
         }
     )
     assert torch.equal(make_test_set(cfg).spikes, make_test_set(snn).spikes)
+
+
+def test_size_figure_panels():
+    import pandas as pd
+
+    from spikeloc.analysis import reservoir_plots
+
+    size = pd.DataFrame(
+        {
+            "params.n_reservoir": [10, 10, 100, 100],
+            "seed": [0, 1, 0, 1],
+            "chance": 1 / 12,
+            "accuracy": [0.2, 0.22, 0.3, 0.32],
+            "train_accuracy": [0.3, 0.3, 0.6, 0.62],
+        }
+    )
+    radius = pd.DataFrame(
+        {
+            "params.spectral_radius": [0.0, 0.9],
+            "seed": [0, 0],
+            "chance": 1 / 12,
+            "accuracy": [0.3, 0.31],
+        }
+    )
+    surrogate = pd.DataFrame({"accuracy": [0.7, 0.74]})
+    fig = reservoir_plots.size_figure(size, radius, surrogate, radius_size=100)
+    a, b = fig.axes
+    assert a.get_xscale() == "log" and a.get_xlabel() == "Reservoir neurons"
+    assert b.get_title(loc="left") == "b  recurrence (100 neurons)"
+    labels = [t.get_text() for t in a.get_legend().get_texts()]
+    assert "surrogate gradients, 30 LIF (test)" in labels and "training, mean" in labels

@@ -191,3 +191,33 @@ def test_a_short_training_learns(tmp_path):
     assert m["accuracy_smooth"] > 2 * m["chance"]
     assert "curve_val_accuracy_smooth" not in m  # no validation set, no validation curve
     assert Path(tmp_path / "history.csv").read_text().startswith("epoch,kappa,train_loss")
+
+
+def test_learning_figure_draws_every_setting():
+    import pandas as pd
+
+    from spikeloc.analysis import smooth_threshold_plots
+
+    rows = [
+        {
+            "params.kappa_end": k,
+            "seed": s,
+            "chance": 1 / 12,
+            "train_wall_s": 10.0 + s,
+            "accuracy_smooth": 0.5,
+            "accuracy_hard": 0.4,
+            "curve_kappa": [1.0, k],
+            "curve_val_accuracy_smooth": [0.2, 0.5],
+            "curve_val_accuracy_hard": [0.1, 0.4],
+            "curve_val_distance": [0.1, 0.01],
+        }
+        for k in (1.0, 0.05)
+        for s in (0, 1)
+    ]
+    surrogate = pd.DataFrame({"train_wall_s": [2.0, 3.0], "accuracy": [0.7, 0.75]})
+    fig = smooth_threshold_plots.learning_figure(pd.DataFrame(rows), surrogate)
+    a, b, c = fig.axes
+    assert len(a.get_lines()) == 2 * 2 + 1  # smooth and spiking per slope, chance
+    assert len(b.get_lines()) == 2
+    assert c.get_xlabel() == "Training wall time (s)" and c.get_xscale() == "log"
+    assert [t.get_text() for t in c.get_legend().get_texts()][-1] == "surrogate gradients"
