@@ -77,6 +77,7 @@ def size_figure(
     for ax in (ax_a, ax_b):
         ax.axhline(chance, color="0.7", lw=0.8, ls=":", label="chance")
         ax.set_ylabel("Accuracy (%)")
-        ax.legend(loc="best", fontsize=6, frameon=False)
+        # the free band between the reservoirs' points and the surrogate-gradient band
+        ax.legend(loc="center left", bbox_to_anchor=(0.0, 0.66), fontsize=6, frameon=False)
         _clean(ax)
     return fig
