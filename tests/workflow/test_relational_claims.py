@@ -256,3 +256,17 @@ def test_the_report_typesets_every_relational_verdict(tmp_path):
         "undefined",
         "wrong variable kind",
     }
+
+
+def test_a_paired_test_of_constant_differences_writes_strict_json():
+    """All paired differences equal: t is infinite and p is 0. The verdict uses them; the
+    claims file writes the statistic as null, since JSON (and Typst's reader) has no inf."""
+    import json
+
+    claim = {"name": "c", "kind": "difference", "a": "a", "b": "b", "direction": "greater",
+             "test": "paired_t", "text": "a beats b"}
+    a = {"kind": "samples", "samples": [5.0, 6.0, 7.0], "value": 6.0}
+    b = {"kind": "samples", "samples": [7.0, 8.0, 9.0], "value": 8.0}
+    res = variables.evaluate_claim(claim, "demo", {"demo.a": a, "demo.b": b})
+    assert res["status"] == "fails" and res["p_value"] == 0.0 and res["statistic"] is None
+    json.dumps(res, allow_nan=False)  # strict JSON

@@ -697,8 +697,12 @@ def _evaluate_two_samples(
         measured_text=f"diff = {diff:+.3g}{unit and ' ' + unit}, {_p_text(p)}, {d_text}, "
         f"n = {len(a)}/{len(b)}",
     )
-    if r["effect_size"] is not None and not math.isfinite(r["effect_size"]):
-        r["effect_size"] = None  # JSON has no NaN
+    # JSON has no NaN or infinity (Typst and strict readers refuse them): a test statistic or
+    # effect size that is not finite -- a paired test whose differences are all equal gives
+    # t = +-inf -- is written as null; the p-value and the verdict above still use it
+    for key in ("effect_size", "statistic"):
+        if r[key] is not None and not math.isfinite(r[key]):
+            r[key] = None
     return r
 
 
