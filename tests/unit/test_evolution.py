@@ -133,3 +133,22 @@ def test_budget_lookups():
     assert np.isnan(lc.time_to_accuracy(wall, acc, 0.9))
     with pytest.raises(ValueError):
         lc.accuracy_at_budget([0.0], [0.1, 0.2], 1)
+
+
+def test_runs_by_seed_orders_groups_and_refuses_a_repeated_seed():
+    from pathlib import Path
+
+    from spikeloc.analysis.learning_curves import runs_by_seed
+    from spikeloc.pipeline.tasks import TaskRun
+
+    def run(seed, h, acc):
+        return TaskRun(Path("."), "t", {"n_hidden": h}, seed, {"accuracy": acc})
+
+    found = [run(1, 30, 0.5), run(0, 30, 0.4), run(0, 10, 0.3)]
+    by = runs_by_seed(found, group=lambda p: p["n_hidden"],
+                      params=lambda p: {**p, "filled": True})
+    assert list(by) == [10, 30] and [r["accuracy"] for r in by[30]] == [0.4, 0.5]
+    assert by[10][0]["params"] == {"n_hidden": 10, "filled": True}
+    assert [r["accuracy"] for r in runs_by_seed(found[:2])] == [0.4, 0.5]
+    with pytest.raises(ValueError, match="seed 0 twice"):
+        runs_by_seed([run(0, 30, 0.1), run(0, 30, 0.2)])

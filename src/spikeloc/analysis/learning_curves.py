@@ -16,7 +16,33 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-__all__ = ["accuracy_at_budget", "time_to_accuracy", "curve_panels", "curve_points"]
+__all__ = [
+    "accuracy_at_budget",
+    "curve_panels",
+    "curve_points",
+    "runs_by_seed",
+    "time_to_accuracy",
+]
+
+
+def runs_by_seed(task_runs, *, group=None, params=None):
+    """The rows ``{"params": ..., **metrics}`` of finished task runs
+    (:class:`spikeloc.pipeline.tasks.TaskRun`), one per seed in seed order; ``params(p)``
+    normalises each run's params (e.g. fills in the task's defaults). With ``group(params)``
+    -> key: a dict key -> such rows, keys sorted (e.g. runs by hidden size). A seed twice in
+    one group is refused (two runs of one setting and seed mean a mislabelled sweep)."""
+    by: dict[Any, dict[int, dict]] = {}
+    for run in task_runs:
+        p = params(run.params) if params is not None else run.params
+        key = group(p) if group is not None else None
+        rows = by.setdefault(key, {})
+        if run.seed in rows:
+            raise ValueError(f"seed {run.seed} twice{'' if key is None else f' in group {key!r}'}")
+        rows[run.seed] = {"params": p, **run.metrics}
+    out = {k: [rows[s] for s in sorted(rows)] for k, rows in by.items()}
+    if group is None:
+        return out.get(None, [])
+    return {k: out[k] for k in sorted(out)}
 
 
 def accuracy_at_budget(x: Sequence[float], accuracy: Sequence[float], budget: float) -> float:

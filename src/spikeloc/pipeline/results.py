@@ -106,6 +106,12 @@ def load_sweep(table: str | Path):
     return df
 
 
+def load_sweep_task_runs(table: str | Path) -> list[TaskRun]:
+    """Every run of a task sweep, from its table (``results/<scale>/sweeps/<module>/<s>.csv``),
+    in the table's order."""
+    return [load_task_run(p) for p in load_sweep(table)["path"]]
+
+
 def module_paths(module: str, scale: str = "paper", *, root: str | Path = ".") -> dict:
     """Where a module's results live at ``scale``, as the workflow passes them to its notebook:
     ``runs`` (name -> run directory), ``sweeps`` (name -> table), ``figures_dir`` and
