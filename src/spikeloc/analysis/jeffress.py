@@ -83,6 +83,14 @@ def simulate_counts(
     return out
 
 
+def smooth_counts(counts: np.ndarray) -> np.ndarray:
+    """Detector counts ``(..., n_detectors)`` smoothed along the detectors by the exercise's
+    Savitzky-Golay filter (window 51, order 2, wrapping round the circle of best IPDs)."""
+    from scipy.signal import savgol_filter
+
+    return savgol_filter(np.asarray(counts, dtype=float), 51, 2, mode="wrap", axis=-1)
+
+
 def estimate_ipd(counts: np.ndarray, cfg: JeffressConfig, method: str = "max") -> np.ndarray:
     """IPD estimates (rad, in [0, 2 pi)) from detector counts ``(n, n_detectors)``."""
     counts = np.atleast_2d(counts)
@@ -91,10 +99,7 @@ def estimate_ipd(counts: np.ndarray, cfg: JeffressConfig, method: str = "max") -
         top = counts == counts.max(axis=1, keepdims=True)
         return (top * best).sum(1) / top.sum(1)
     if method == "savgol":
-        from scipy.signal import savgol_filter
-
-        smooth = savgol_filter(counts.astype(float), 51, 2, mode="wrap", axis=1)
-        return best[np.argmax(smooth, axis=1)]
+        return best[np.argmax(smooth_counts(counts), axis=1)]
     raise ValueError(f"method: {method!r}: expected 'max' or 'savgol'")
 
 

@@ -25,6 +25,13 @@ __all__ = ["SWEPT_KEY_RE", "mean_sd", "swept_columns"]
 SWEPT_KEY_RE = re.compile(r"^(stimulus|model|training)(\.[a-z][a-z0-9_]*)+$")
 
 
+def sample_sd(values: Sequence[float]) -> float:
+    """Standard deviation between runs (ddof 1); 0 for a single run."""
+    import numpy as np
+
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def swept_columns(table: Any) -> list[str]:
     """The swept keys of a sweep table (its dotted column names), in table order."""
     return [str(c) for c in table.columns if SWEPT_KEY_RE.match(str(c))]
