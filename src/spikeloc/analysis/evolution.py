@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeloc import engine
+from spikeloc.analysis.task_params import check_mapping
 from spikeloc.core.config import RunConfig, config_from_dict
 from spikeloc.core.models import SNN, build_model
 from spikeloc.core.stimuli import SpikeDataset, continuise
@@ -125,40 +126,9 @@ def check_params(params: Mapping[str, Any] | None, defaults: Mapping[str, Any]) 
     """``params`` over ``defaults``, every key and value checked: an unknown key, a wrong type
     or an out-of-range value raises :class:`~spikeloc.errors.ConfigError` naming the field
     (relative to the run's ``params``)."""
-    params = {} if params is None else params
-    if not isinstance(params, Mapping):
-        raise ConfigError(None, "<params>", f"must be a mapping, got {type(params).__name__}")
-    out = dict(defaults)
-    for key, value in params.items():
-        if key not in defaults:
-            raise ConfigError(None, str(key), f"unknown key (allowed: {', '.join(defaults)})")
-        ref = defaults[key]
-        if key in _CHOICES:
-            if value not in _CHOICES[key]:
-                raise ConfigError(None, key, f"must be one of {list(_CHOICES[key])}, got {value!r}")
-        elif isinstance(ref, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(None, key, f"must be true or false, got {value!r}")
-        elif isinstance(ref, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(None, key, f"must be an integer, got {value!r}")
-        elif isinstance(ref, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(None, key, f"must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ConfigError(None, key, f"must be finite, got {value!r}")
-            value = float(value)
-        elif isinstance(ref, Mapping) and not isinstance(value, Mapping):
-            raise ConfigError(None, key, f"must be a mapping, got {type(value).__name__}")
-        elif isinstance(ref, list) and (
-            not isinstance(value, list)
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-        ):
-            raise ConfigError(None, key, f"must be a list of positive integers, got {value!r}")
-        if key in _POSITIVE_INT | _POSITIVE_NUM and value <= 0:
-            raise ConfigError(None, key, f"must be > 0, got {value!r}")
-        out[key] = value
-    return out
+    return check_mapping(
+        params, defaults, choices=_CHOICES, positive=_POSITIVE_INT | _POSITIVE_NUM
+    )
 
 
 def task_config(p: Mapping[str, Any], seed: int, **training: Any) -> RunConfig:

@@ -65,6 +65,7 @@ from typing import Any
 
 import torch
 
+from spikeloc.analysis.task_params import check_mapping
 from spikeloc.core.config import RunConfig, config_from_dict
 from spikeloc.core.models import SNN, build_model
 from spikeloc.core.stimuli import SpikeDataset, continuise
@@ -133,37 +134,9 @@ _NON_NEGATIVE = {"lr_output", "lr_hidden", "a_plus", "a_minus"}
 def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """``params`` over :data:`RSTDP_DEFAULTS`, checked: a bad key or value raises
     :class:`~spikeloc.errors.ConfigError` naming the field."""
-    params = {} if params is None else params
-    if not isinstance(params, Mapping):
-        raise ConfigError(None, "<params>", f"must be a mapping, got {type(params).__name__}")
-    out = dict(RSTDP_DEFAULTS)
-    for key, value in params.items():
-        if key not in RSTDP_DEFAULTS:
-            raise ConfigError(None, str(key), f"unknown key (allowed: {', '.join(RSTDP_DEFAULTS)})")
-        ref = RSTDP_DEFAULTS[key]
-        if key in _CHOICES:
-            if value not in _CHOICES[key]:
-                raise ConfigError(None, key, f"must be one of {list(_CHOICES[key])}, got {value!r}")
-        elif isinstance(ref, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(None, key, f"must be true or false, got {value!r}")
-        elif isinstance(ref, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(None, key, f"must be an integer, got {value!r}")
-        elif isinstance(ref, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(None, key, f"must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ConfigError(None, key, f"must be finite, got {value!r}")
-            value = float(value)
-        elif isinstance(ref, Mapping) and not isinstance(value, Mapping):
-            raise ConfigError(None, key, f"must be a mapping, got {type(value).__name__}")
-        if key in _POSITIVE and value <= 0:
-            raise ConfigError(None, key, f"must be > 0, got {value!r}")
-        if key in _NON_NEGATIVE and value < 0:
-            raise ConfigError(None, key, f"must be >= 0, got {value!r}")
-        out[key] = value
-    return out
+    return check_mapping(
+        params, RSTDP_DEFAULTS, choices=_CHOICES, positive=_POSITIVE, non_negative=_NON_NEGATIVE
+    )
 
 
 def task_config(p: Mapping[str, Any], seed: int) -> RunConfig:

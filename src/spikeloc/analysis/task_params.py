@@ -11,13 +11,14 @@ manifest's ``params`` mapping; :func:`settings_from_params` turns it into the st
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from spikeloc.errors import ConfigError
 
-__all__ = ["settings_from_params", "settings_dict"]
+__all__ = ["check_mapping", "settings_from_params", "settings_dict"]
 
 Check = tuple[Callable[[Any], bool], str]
 
@@ -81,3 +82,55 @@ def settings_from_params(
 def settings_dict(settings: Any) -> dict[str, Any]:
     """The settings as a plain dict (what a task writes beside its model)."""
     return dataclasses.asdict(settings)
+
+
+def check_mapping(
+    params: Mapping[str, Any] | None,
+    defaults: Mapping[str, Any],
+    *,
+    choices: Mapping[str, Sequence[Any]] | None = None,
+    positive: Collection[str] = (),
+    non_negative: Collection[str] = (),
+) -> dict[str, Any]:
+    """``params`` over ``defaults`` (a plain mapping of the task's defaults), every key and
+    value checked against its default's type: an unknown key, a wrong type, a value outside
+    ``choices[key]``, a non-positive value of a ``positive`` key or a negative one of a
+    ``non_negative`` key raises :class:`ConfigError` naming the key. Integers count as
+    floats; a list default takes a list of positive integers; a mapping default a mapping."""
+    choices = choices or {}
+    params = {} if params is None else params
+    if not isinstance(params, Mapping):
+        raise ConfigError(None, "<params>", f"must be a mapping, got {type(params).__name__}")
+    out = dict(defaults)
+    for key, value in params.items():
+        if key not in defaults:
+            raise ConfigError(None, str(key), f"unknown key (allowed: {', '.join(defaults)})")
+        ref = defaults[key]
+        if key in choices:
+            if value not in choices[key]:
+                raise ConfigError(None, key, f"must be one of {list(choices[key])}, got {value!r}")
+        elif isinstance(ref, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(None, key, f"must be true or false, got {value!r}")
+        elif isinstance(ref, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(None, key, f"must be an integer, got {value!r}")
+        elif isinstance(ref, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(None, key, f"must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(None, key, f"must be finite, got {value!r}")
+            value = float(value)
+        elif isinstance(ref, Mapping) and not isinstance(value, Mapping):
+            raise ConfigError(None, key, f"must be a mapping, got {type(value).__name__}")
+        elif isinstance(ref, list) and (
+            not isinstance(value, list)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
+            raise ConfigError(None, key, f"must be a list of positive integers, got {value!r}")
+        if key in positive and value <= 0:
+            raise ConfigError(None, key, f"must be > 0, got {value!r}")
+        if key in non_negative and value < 0:
+            raise ConfigError(None, key, f"must be >= 0, got {value!r}")
+        out[key] = value
+    return out
